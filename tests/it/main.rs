@@ -1,0 +1,5 @@
+//! Integration tests of smime-acme, run against the loopback testbed (`tests/testbed/up`).
+
+mod cli;
+mod smoke;
+mod testbed;

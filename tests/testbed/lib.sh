@@ -1,0 +1,54 @@
+# Shared by the testbed scripts: where things live and which loopback ports they use.
+# Sourced, not run. All state lives under $TB_STATE (target/testbed in the repository).
+
+TB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TB_REPO=$(cd "$TB_DIR/../.." && pwd)
+TB_STATE=${TESTBED_STATE:-$TB_REPO/target/testbed}
+TB_VENV=$TB_REPO/target/testbed-venv
+TB_HOST=127.0.0.1
+
+# Ports: a fixed offset from one base, so a second testbed can run beside the first.
+TB_BASE=${TESTBED_PORT_BASE:-10000}
+TB_PORT_DNS=$((TB_BASE + 53))
+TB_PORT_IMAP=$((TB_BASE + 143))
+TB_PORT_IMAPS=$((TB_BASE + 993))
+TB_PORT_LMTP=$((TB_BASE + 24))
+TB_PORT_AUTH=$((TB_BASE + 12))
+TB_PORT_MX=$((TB_BASE + 25))
+TB_PORT_SUBMISSION=$((TB_BASE + 587))
+TB_PORT_SUBMISSIONS=$((TB_BASE + 465))
+TB_PORT_DKIM_RSA=$((TB_BASE + 891))
+TB_PORT_DKIM_ED=$((TB_BASE + 892))
+TB_PORT_DKIM_VERIFY=$((TB_BASE + 893))
+TB_PORT_ACME=$((TB_BASE + 443))
+TB_PORT_ACME_EAB=$((TB_BASE + 444))
+
+TB_AUTHSERV_ID=mx.example.test
+TB_CA_MAILBOX=acme@ca.test
+TB_CA_EAB_MAILBOX=acme-eab@ca.test
+
+# Every mailbox of the testbed, one per line.
+tb_mailboxes() {
+  printf '%s\n' alice@example.test bob@example.test
+  local i
+  for i in $(seq -w 1 20); do printf 'staff%s@example.test\n' "$i"; done
+  printf '%s\n' "$TB_CA_MAILBOX" "$TB_CA_EAB_MAILBOX"
+}
+
+tb_say() { printf 'testbed: %s\n' "$*"; }
+tb_die() { printf 'testbed: error: %s\n' "$*" >&2; exit 1; }
+
+# Writes template $1 (with @NAME@ placeholders, taken from the environment) to $2.
+tb_render() {
+  TB_TEMPLATE=$1 perl -pe 's/@([A-Z][A-Z0-9_]*)@/exists $ENV{$1} ? $ENV{$1} : die "$ENV{TB_TEMPLATE}: \@$1\@ is not set\n"/ge' \
+    "$1" >"$2.tmp" && mv "$2.tmp" "$2"
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+tb_listening() { (exec 3<>"/dev/tcp/$TB_HOST/$1") 2>/dev/null; }
+
+# Runs a command, printing its output only when it fails.
+tb_quiet() {
+  local out
+  out=$("$@" 2>&1) || { printf '%s\n' "$out" >&2; tb_die "failed: $*"; }
+}
