@@ -2,7 +2,10 @@
 //!
 //! `run` parses the command line and maps the outcome to the process exit status.
 
+pub mod acme;
+pub mod challenge;
 pub mod cli;
+pub mod keys;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

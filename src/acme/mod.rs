@@ -1,0 +1,4 @@
+//! The RFC 8555 client side: wire types, JWS, and the HTTP client.
+
+pub mod jws;
+pub mod types;
