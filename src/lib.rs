@@ -6,6 +6,8 @@ pub mod acme;
 pub mod challenge;
 pub mod cli;
 pub mod keys;
+pub mod mail;
+pub mod tls;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

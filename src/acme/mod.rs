@@ -1,4 +1,5 @@
 //! The RFC 8555 client side: wire types, JWS, and the HTTP client.
 
+pub mod client;
 pub mod jws;
 pub mod types;

@@ -63,6 +63,8 @@ pub struct DkimCheck {
     pub pass: bool,
     /// Its `d=` domain.
     pub domain: String,
+    /// Its algorithm, for the log.
+    pub algorithm: String,
     /// Its `h=` list.
     pub signed_headers: Vec<String>,
     /// For a failure: what went wrong.
@@ -213,6 +215,7 @@ mod tests {
         DkimCheck {
             pass,
             domain: domain.into(),
+            algorithm: "RsaSha256".into(),
             signed_headers: headers.iter().map(|h| (*h).to_owned()).collect(),
             detail: if pass {
                 String::new()

@@ -403,6 +403,7 @@ mod tests {
         let signed = DkimCheck {
             pass: true,
             domain: "ca.test".into(),
+            algorithm: "Ed25519Sha256".into(),
             signed_headers: [
                 "from",
                 "to",

@@ -1,11 +1,10 @@
 //! Access to the loopback testbed started by `tests/testbed/up`: its settings (read from
-//! `target/testbed/testbed.env`), TLS that trusts only the test root, and small IMAP, SMTP,
-//! DNS and DKIM helpers that tests use to see what really happened on the servers.
+//! `target/testbed/testbed.env`), and small IMAP, SMTP, DNS and DKIM helpers, built on the
+//! product's own adapters, that tests use to see what really happened on the servers.
 
 use std::collections::HashMap;
 use std::error::Error;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,12 +12,10 @@ use std::time::{Duration, Instant};
 use lettre::Transport;
 use lettre::address::Envelope;
 use lettre::transport::smtp::SmtpTransport;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
-use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use smime_acme::challenge::authenticity::DkimCheck;
+use smime_acme::mail::dkim::Verifier;
+use smime_acme::mail::imap::{self, Stream};
+use smime_acme::mail::{Security, Server, smtp};
 
 pub type TestResult<T = ()> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -74,97 +71,21 @@ impl Testbed {
             .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()))
     }
 
-    /// The test root, DER.
-    pub fn root(&self) -> CertificateDer<'static> {
-        CertificateDer::from_pem_file(self.var("SMIME_ACME_CA_BUNDLE"))
-            .expect("SMIME_ACME_CA_BUNDLE holds a PEM certificate")
-    }
-
-    /// A rustls client configuration trusting only the test root (`with_root`), or only the
-    /// system's roots (`!with_root`), as a client that was not given the bundle would.
+    /// The product's TLS configuration: the system's roots plus the test root (`with_root`), or
+    /// the system's roots alone, as a client that was not given the bundle would have.
     pub fn tls(&self, with_root: bool) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        if with_root {
-            roots
-                .add(self.root())
-                .expect("the test root is a valid CA certificate");
-        } else {
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Arc::new(config)
+        let bundle = Path::new(self.var("SMIME_ACME_CA_BUNDLE"));
+        smime_acme::tls::client_config(with_root.then_some(bundle)).expect("TLS configuration")
     }
-}
 
-pub type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
-/// IMAP transport security.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    /// Implicit TLS from the first byte (IMAPS, submissions).
-    Tls,
-    /// A plain connection upgraded with STARTTLS.
-    StartTls,
-}
-
-fn tls_stream(tcp: TcpStream, config: Arc<rustls::ClientConfig>) -> TestResult<TlsStream> {
-    let ip = tcp.peer_addr()?.ip();
-    let conn = rustls::ClientConnection::new(config, ServerName::IpAddress(ip.into()))?;
-    let mut stream = rustls::StreamOwned::new(conn, tcp);
-    // Finish the handshake now, so that certificate errors surface here.
-    while stream.conn.is_handshaking() {
-        stream.conn.complete_io(&mut stream.sock)?;
-    }
-    Ok(stream)
-}
-
-/// Opens a TLS connection to the testbed's IMAP server, before login.
-pub fn imap_connect(
-    addr: SocketAddr,
-    security: Security,
-    config: Arc<rustls::ClientConfig>,
-) -> TestResult<imap::Client<TlsStream>> {
-    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
-    match security {
-        Security::Tls => {
-            let mut client = imap::Client::new(tls_stream(tcp, config)?);
-            client.read_greeting()?;
-            Ok(client)
-        }
-        Security::StartTls => {
-            let mut reader = BufReader::new(tcp.try_clone()?);
-            let mut line = String::new();
-            reader.read_line(&mut line)?;
-            if !line.starts_with("* OK") {
-                return Err(format!("unexpected IMAP greeting: {line:?}").into());
-            }
-            (&tcp).write_all(b"t1 STARTTLS\r\n")?;
-            loop {
-                line.clear();
-                if reader.read_line(&mut line)? == 0 {
-                    return Err("IMAP server closed the connection during STARTTLS".into());
-                }
-                if line.starts_with("t1 ") {
-                    break;
-                }
-            }
-            if !line.starts_with("t1 OK") {
-                return Err(format!("STARTTLS refused: {line:?}").into());
-            }
-            Ok(imap::Client::new(tls_stream(tcp, config)?))
-        }
+    pub fn server(&self, key: &str) -> Server {
+        Server::parse(self.var(key), 0).unwrap_or_else(|e| panic!("{key} in testbed.env: {e}"))
     }
 }
 
 /// Logs in to `address`'s mailbox over IMAPS, trusting the test root.
-pub fn imap_login(tb: &Testbed, address: &str) -> TestResult<imap::Session<TlsStream>> {
-    let client = imap_connect(tb.addr("TESTBED_IMAPS"), Security::Tls, tb.tls(true))?;
+pub fn imap_login(tb: &Testbed, address: &str) -> TestResult<::imap::Session<Stream>> {
+    let client = imap::connect(&tb.server("TESTBED_IMAPS"), Security::Tls, tb.tls(true))?;
     client
         .login(address, tb.password(address))
         .map_err(|(err, _)| err.into())
@@ -235,7 +156,7 @@ pub fn headers(raw: &[u8], name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Submits `raw` over SMTP submission as `user`, trusting only the test root.
+/// Submits `raw` over SMTP submission as `user`, with the product's SMTP adapter.
 pub fn submit(
     tb: &Testbed,
     security: Security,
@@ -243,26 +164,22 @@ pub fn submit(
     envelope: (&str, &str),
     raw: &[u8],
 ) -> TestResult {
-    let key = match security {
-        Security::Tls => "TESTBED_SUBMISSIONS",
-        Security::StartTls => "TESTBED_SUBMISSION",
+    let key = if security == Security::Tls {
+        "TESTBED_SUBMISSIONS"
+    } else {
+        "TESTBED_SUBMISSION"
     };
-    let addr = tb.addr(key);
-    let params = TlsParameters::builder(addr.ip().to_string())
-        .certificate_store(CertificateStore::None)
-        .add_root_certificate(Certificate::from_der(tb.root().to_vec())?)
-        .build_rustls()?;
-    let tls = match security {
-        Security::Tls => Tls::Wrapper(params),
-        Security::StartTls => Tls::Required(params),
+    let server = tb.server(key);
+    let password = tb.password(user);
+    let roots = smime_acme::tls::load_bundle(Path::new(tb.var("SMIME_ACME_CA_BUNDLE")))?;
+    let submission = smtp::Submission {
+        server: &server,
+        security,
+        user,
+        password: &password,
+        extra_roots: &roots,
     };
-    let transport = SmtpTransport::builder_dangerous(addr.ip().to_string())
-        .port(addr.port())
-        .tls(tls)
-        .credentials(Credentials::new(user.to_owned(), tb.password(user)))
-        .timeout(Some(Duration::from_secs(10)))
-        .build();
-    transport.send_raw(&envelope_of(envelope)?, raw)?;
+    smtp::send(&submission, envelope.0, envelope.1, raw)?;
     Ok(())
 }
 
@@ -293,43 +210,7 @@ pub fn message(from: &str, to: &str, subject: &str, extra_headers: &str) -> Vec<
     .into_bytes()
 }
 
-/// One verified DKIM signature: its domain, algorithm and signed header names (lowercase).
-#[derive(Debug)]
-pub struct Verified {
-    pub domain: String,
-    pub algorithm: String,
-    pub signed_headers: Vec<String>,
-}
-
-/// Verifies every DKIM signature of `raw` with keys from the testbed DNS. Returns the ones that
-/// pass, and the failures as text.
-pub fn verify_dkim(tb: &Testbed, raw: &[u8]) -> TestResult<(Vec<Verified>, Vec<String>)> {
-    let dns = tb.addr("TESTBED_DNS");
-    let mut server = NameServerConfig::udp_and_tcp(dns.ip());
-    for connection in &mut server.connections {
-        connection.port = dns.port();
-    }
-    let authenticator = MessageAuthenticator::new(
-        ResolverConfig::from_name_servers(vec![server]),
-        ResolverOpts::default(),
-    )?;
-    let message = AuthenticatedMessage::parse(raw).ok_or("unparsable message")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let outputs = runtime.block_on(authenticator.verify_dkim(&message));
-    let mut passed = Vec::new();
-    let mut failed = Vec::new();
-    for output in outputs {
-        let signature = output.signature();
-        match (output.result(), signature) {
-            (DkimResult::Pass, Some(sig)) => passed.push(Verified {
-                domain: sig.d.to_ascii_lowercase(),
-                algorithm: format!("{:?}", sig.a),
-                signed_headers: sig.h.iter().map(|h| h.to_ascii_lowercase()).collect(),
-            }),
-            (result, sig) => failed.push(format!("{result:?} for d={:?}", sig.map(|s| &s.d))),
-        }
-    }
-    Ok((passed, failed))
+/// The DKIM checks of `raw`, with keys from the testbed DNS (the product's verifier).
+pub fn verify_dkim(tb: &Testbed, raw: &[u8]) -> TestResult<Vec<DkimCheck>> {
+    Ok(Verifier::new(Some(tb.addr("TESTBED_DNS")))?.verify(raw))
 }
