@@ -1,18 +1,109 @@
 //! smime-acme: an ACME client for S/MIME certificates (RFC 8823).
 //!
-//! `run` parses the command line and maps the outcome to the process exit status.
+//! Layout: `cli` (flags) → `settings` (flags + environment + config file) → `commands::*`
+//! (one per subcommand) driving the IO adapters (`acme::client`, `mail`, `store`, `tls`) with
+//! the pure core (`acme::jws`, `acme::types`, `challenge`, `keys`, `certificate`, `bundle`,
+//! `issuance`). `run` maps every error to the documented exit status, once.
 
 pub mod acme;
+pub mod bundle;
+pub mod certificate;
 pub mod challenge;
 pub mod cli;
+pub mod commands;
+pub mod issuance;
 pub mod keys;
 pub mod mail;
+pub mod output;
+pub mod secrets;
+pub mod settings;
+pub mod store;
 pub mod tls;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
+use serde_json::json;
+
+/// Every way a command can fail, each mapped to one exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+    #[error(transparent)]
+    Acme(#[from] acme::client::AcmeError),
+    #[error("{0}")]
+    CaRefused(String),
+    #[error(transparent)]
+    Mail(#[from] mail::MailError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
+    #[error(transparent)]
+    Jws(#[from] acme::jws::JwsError),
+    #[error("{0}")]
+    TimedOut(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The exit statuses (documented in `cli::EXIT_CODES`).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const INTERNAL: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const SOME_FAILED: u8 = 3;
+    pub const LOCKED: u8 = 4;
+    pub const CA_REFUSED: u8 = 5;
+    pub const MAIL: u8 = 6;
+    pub const TIMED_OUT: u8 = 7;
+    pub const CA_UNREACHABLE: u8 = 8;
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        use acme::client::AcmeError;
+        match self {
+            Error::Settings(_) | Error::Usage(_) | Error::Tls(_) | Error::Secret(_) => exit::USAGE,
+            Error::Key(keys::KeyError::Ed25519SigningOnly | keys::KeyError::BadAddress(_)) => {
+                exit::USAGE
+            }
+            Error::Acme(AcmeError::Transport { .. }) => exit::CA_UNREACHABLE,
+            Error::Acme(_) | Error::CaRefused(_) => exit::CA_REFUSED,
+            Error::Mail(_) => exit::MAIL,
+            Error::Store(store::StoreError::Locked(_)) => exit::LOCKED,
+            Error::TimedOut(_) => exit::TIMED_OUT,
+            Error::Store(_)
+            | Error::Key(_)
+            | Error::Bundle(_)
+            | Error::Jws(_)
+            | Error::Internal(_) => exit::INTERNAL,
+        }
+    }
+
+    /// A short name for the JSON `error` field.
+    pub fn kind(&self) -> &'static str {
+        match self.exit_code() {
+            exit::USAGE => "usage",
+            exit::LOCKED => "locked",
+            exit::CA_REFUSED => "ca_refused",
+            exit::MAIL => "mail",
+            exit::TIMED_OUT => "timed_out",
+            exit::CA_UNREACHABLE => "ca_unreachable",
+            _ => "internal",
+        }
+    }
+}
 
 /// Parses `args` and runs the requested command, returning the process exit status.
 pub fn run<I, T>(args: I) -> ExitCode
@@ -20,12 +111,34 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    match cli::Cli::try_parse_from(args) {
-        Ok(_cli) => ExitCode::SUCCESS,
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
         Err(err) => {
             // Help and version go to stdout with status 0; usage errors to stderr with status 2.
             let _ = err.print();
-            ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(exit::USAGE));
+        }
+    };
+    let global = &cli.global;
+    let out = output::Output::new(global.verbose, global.quiet, global.json);
+    let result = match &cli.command {
+        cli::Command::Obtain(args) => settings::load_config(global.config.as_deref())
+            .and_then(|config| settings::obtain(global, args, &config))
+            .map_err(Error::from)
+            .and_then(|settings| commands::obtain::run(&settings, &out)),
+    };
+    match result {
+        Ok(outcome) => {
+            out.result(&outcome.human, &outcome.json);
+            ExitCode::from(exit::OK)
+        }
+        Err(error) => {
+            let message = error.to_string();
+            out.error(
+                &message,
+                &json!({"status": "error", "error": error.kind(), "message": message}),
+            );
+            ExitCode::from(error.exit_code())
         }
     }
 }

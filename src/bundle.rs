@@ -1,0 +1,1371 @@
+//! The files a user imports into a mail client: PKCS#12 (compat or modern profile, see
+//! interop.md §5) and PEM, plus re-reading a written PKCS#12 to check it. Pure apart from drawing
+//! random numbers: no file or network IO.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use p12_keystore::{
+    Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, Pkcs12Archive,
+    PrivateKey, PrivateKeyChain,
+};
+use rcgen::{KeyPair, PublicKeyData as _};
+use ring::rand::{SecureRandom, SystemRandom};
+use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+/// Iterations of the password-based key derivation, for both the bag encryption and the MAC,
+/// in both profiles. p12-keystore has no "compat" preset: it takes whatever count it is given,
+/// and refuses more than 1 000 000 when reading. Windows refuses more than 600 000, OpenSSL 3
+/// writes 2048; 100 000 is well inside every reader's range and still costs a guesser
+/// something.
+pub const ITERATIONS: u32 = 100_000;
+const _: () = assert!(
+    ITERATIONS <= 600_000,
+    "Windows refuses more than 600 000 iterations"
+);
+
+/// How a PKCS#12 file is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum P12Format {
+    /// pbeWithSHAAnd3-KeyTripleDES-CBC for the key bag and the certificate bags, HMAC-SHA1
+    /// MAC: imports on Apple Mail, iOS, older Windows, Thunderbird and OpenSSL 3 (no `-legacy`).
+    #[default]
+    Compat,
+    /// PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) for the key bag and the certificate bags,
+    /// HMAC-SHA256 MAC: Windows 10 1709+/Server 2019+, Thunderbird, OpenSSL ≥ 1.1.1.
+    /// Apple Mail and iOS refuse it.
+    Modern,
+}
+
+impl P12Format {
+    pub const ALL: [P12Format; 2] = [P12Format::Compat, P12Format::Modern];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            P12Format::Compat => "compat",
+            P12Format::Modern => "modern",
+        }
+    }
+
+    fn encryption(self) -> EncryptionAlgorithm {
+        match self {
+            P12Format::Compat => EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc,
+            P12Format::Modern => EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
+        }
+    }
+
+    fn mac(self) -> MacAlgorithm {
+        match self {
+            P12Format::Compat => MacAlgorithm::HmacSha1,
+            P12Format::Modern => MacAlgorithm::HmacSha256,
+        }
+    }
+}
+
+impl fmt::Display for P12Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for P12Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        P12Format::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown PKCS#12 format {s:?}: expected compat or modern"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error(
+        "a PKCS#12 file needs a non-empty password (mail clients refuse or mishandle empty ones)"
+    )]
+    EmptyPassword,
+    #[error("no certificate to put into the bundle")]
+    EmptyChain,
+    #[error("certificate {index} of the chain (0 = leaf) is not a valid DER X.509 certificate")]
+    BadCertificate { index: usize },
+    #[error("the private key is not a PKCS#8 RSA, P-256, P-384 or Ed25519 key")]
+    BadKey,
+    #[error("the private key does not belong to the certificate's public key")]
+    KeyMismatch,
+    #[error("{0:?} cannot be a PKCS#12 friendly name (characters outside the BMP)")]
+    BadFriendlyName(String),
+    #[error("writing the PKCS#12 failed: {0}")]
+    Write(String),
+    #[error("the PKCS#12 MAC does not verify: wrong password, or the file is damaged")]
+    WrongPassword,
+    #[error("the PKCS#12 has no MAC, so its password and integrity cannot be checked")]
+    NoMac,
+    #[error("the PKCS#12 cannot be read: {0}")]
+    Unreadable(String),
+    #[error("the PKCS#12 holds {0} private keys, expected exactly one")]
+    KeyCount(usize),
+    #[error("the PKCS#12 private key has no localKeyId, or no certificate carries it")]
+    NoLeaf,
+    #[error("the PKCS#12 leaf certificate is not the expected one")]
+    UnexpectedLeaf,
+}
+
+/// What [`check_pkcs12`] found in a PKCS#12 file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct P12Summary {
+    /// Certificates in the file, the leaf included.
+    pub certificates: usize,
+    /// The friendlyName on the private key.
+    pub friendly_name: Option<String>,
+    /// The localKeyId shared by the private key and the leaf.
+    pub local_key_id: Vec<u8>,
+    /// How the key and certificates are encrypted and the file authenticated.
+    pub protection: Protection,
+}
+
+/// The algorithms protecting a PKCS#12 file, as `openssl pkcs12 -info` reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protection {
+    /// Encryption of each shrouded key bag.
+    pub keys: Vec<Pbe>,
+    /// Encryption of each encrypted safe (the certificate bags); empty if they are in clear.
+    pub safes: Vec<Pbe>,
+    pub mac: Mac,
+}
+
+impl Protection {
+    /// The profile these algorithms are, if they are exactly one of ours.
+    pub fn format(&self) -> Option<P12Format> {
+        let all = || self.keys.iter().chain(&self.safes);
+        let uses = |cipher: &PbeCipher| {
+            !self.keys.is_empty() && !self.safes.is_empty() && all().all(|p| &p.cipher == cipher)
+        };
+        if uses(&PbeCipher::Sha1TripleDes) && self.mac.digest == "sha1" {
+            Some(P12Format::Compat)
+        } else if uses(&PbeCipher::Pbes2Sha256Aes256) && self.mac.digest == "sha256" {
+            Some(P12Format::Modern)
+        } else {
+            None
+        }
+    }
+}
+
+/// One password-based encryption (PKCS#12 PBE or PBES2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pbe {
+    pub cipher: PbeCipher,
+    pub iterations: u64,
+    pub salt_len: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PbeCipher {
+    /// pbeWithSHAAnd3-KeyTripleDES-CBC (1.2.840.113549.1.12.1.3).
+    Sha1TripleDes,
+    /// pbeWithSHAAnd40BitRC2-CBC (1.2.840.113549.1.12.1.6), which OpenSSL 3 reads only with
+    /// `-legacy`.
+    Sha1Rc2_40,
+    /// PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC.
+    Pbes2Sha256Aes256,
+    /// Anything else, by OIDs.
+    Other(String),
+}
+
+impl fmt::Display for PbeCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PbeCipher::Sha1TripleDes => f.write_str("pbeWithSHA1And3-KeyTripleDES-CBC"),
+            PbeCipher::Sha1Rc2_40 => f.write_str("pbeWithSHA1And40BitRC2-CBC"),
+            PbeCipher::Pbes2Sha256Aes256 => {
+                f.write_str("PBES2, PBKDF2, AES-256-CBC, hmacWithSHA256")
+            }
+            PbeCipher::Other(oids) => write!(f, "unknown ({oids})"),
+        }
+    }
+}
+
+impl fmt::Display for Pbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}, {} iterations, {}-byte salt",
+            self.cipher, self.iterations, self.salt_len
+        )
+    }
+}
+
+/// The PKCS#12 MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mac {
+    /// "sha1", "sha256", … or the digest OID.
+    pub digest: String,
+    pub iterations: u64,
+    pub salt_len: usize,
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "HMAC-{}, {} iterations, {}-byte salt",
+            self.digest, self.iterations, self.salt_len
+        )
+    }
+}
+
+/// A PKCS#12 holding `key_pkcs8` and `chain` (DER, leaf first, then the intermediates),
+/// protected with `password` as `format` says.
+///
+/// The key bag is named `"<email> (<issuer CN>, <notAfter>)"` and carries the same localKeyId
+/// (SHA-1 of the leaf certificate, as OpenSSL does) as the leaf's certificate bag.
+/// p12-keystore names every certificate bag after the certificate's subject DN, which is the
+/// empty string for a leaf with an empty subject.
+pub fn pkcs12(
+    email: &str,
+    key_pkcs8: &[u8],
+    chain: &[Vec<u8>],
+    password: &str,
+    format: P12Format,
+) -> Result<Vec<u8>, BundleError> {
+    if password.is_empty() {
+        return Err(BundleError::EmptyPassword);
+    }
+    let leaf_der = chain.first().ok_or(BundleError::EmptyChain)?;
+    let (_, leaf) = X509Certificate::from_der(leaf_der)
+        .map_err(|_| BundleError::BadCertificate { index: 0 })?;
+    if !key_matches_spki(key_pkcs8, leaf.public_key())? {
+        return Err(BundleError::KeyMismatch);
+    }
+    let name = friendly_name(email, &leaf);
+    if name.chars().any(|c| u32::from(c) > 0xffff) {
+        return Err(BundleError::BadFriendlyName(name));
+    }
+    let certs = chain
+        .iter()
+        .enumerate()
+        .map(|(index, der)| {
+            Certificate::from_der(der).map_err(|_| BundleError::BadCertificate { index })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKey::from_der(&portable_pkcs8(key_pkcs8)).map_err(|_| BundleError::BadKey)?;
+    let local_key_id = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf_der)
+        .as_ref()
+        .to_vec();
+
+    let mut store = KeyStore::new();
+    store.add_entry(
+        &name,
+        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(local_key_id, key, certs)),
+    );
+    // One algorithm for the key bag and the certificate safe alike (p12-keystore applies the
+    // writer's algorithm to both). Salts: 20 bytes (PBE) or 32 bytes (PBES2), MAC salt 8 bytes.
+    store
+        .writer(password)
+        .encryption_algorithm(format.encryption())
+        .encryption_iterations(ITERATIONS)
+        .mac_algorithm(format.mac())
+        .mac_iterations(ITERATIONS)
+        .write()
+        .map_err(|e| BundleError::Write(e.to_string()))
+}
+
+/// Re-reads a PKCS#12: the MAC verifies with `password`, there is exactly one private key, the
+/// certificate carrying its localKeyId is `expected_leaf_der`, and the key belongs to it.
+pub fn check_pkcs12(
+    bytes: &[u8],
+    password: &str,
+    expected_leaf_der: &[u8],
+) -> Result<P12Summary, BundleError> {
+    if password.is_empty() {
+        return Err(BundleError::EmptyPassword);
+    }
+    // p12-keystore accepts files without a MAC, so look at the structure first.
+    let protection = protection(bytes)?;
+    let archive = Pkcs12Archive::from_pkcs12(bytes, password).map_err(|e| match e {
+        p12_keystore::error::Error::MacError(_) => BundleError::WrongPassword,
+        other => BundleError::Unreadable(other.to_string()),
+    })?;
+    let [key] = archive.keys.as_slice() else {
+        return Err(BundleError::KeyCount(archive.keys.len()));
+    };
+    let local_key_id = key.local_key_id.as_ref().ok_or(BundleError::NoLeaf)?;
+    let leaf = archive
+        .certs
+        .iter()
+        .find(|c| c.local_key_id.as_deref() == Some(local_key_id.as_ref()))
+        .ok_or(BundleError::NoLeaf)?;
+    if leaf.cert.as_der() != expected_leaf_der {
+        return Err(BundleError::UnexpectedLeaf);
+    }
+    if !key_matches_certificate(key.key.as_der(), leaf.cert.as_der())? {
+        return Err(BundleError::KeyMismatch);
+    }
+    Ok(P12Summary {
+        certificates: archive.certs.len(),
+        friendly_name: key.friendly_name.clone(),
+        local_key_id: local_key_id.as_ref().to_vec(),
+        protection,
+    })
+}
+
+/// Whether `cert_der`'s public key is the public half of `key_pkcs8`.
+pub fn key_matches_certificate(key_pkcs8: &[u8], cert_der: &[u8]) -> Result<bool, BundleError> {
+    let (_, cert) = X509Certificate::from_der(cert_der)
+        .map_err(|_| BundleError::BadCertificate { index: 0 })?;
+    key_matches_spki(key_pkcs8, cert.public_key())
+}
+
+fn key_matches_spki(
+    key_pkcs8: &[u8],
+    cert_spki: &SubjectPublicKeyInfo,
+) -> Result<bool, BundleError> {
+    let pair = KeyPair::try_from(key_pkcs8).map_err(|_| BundleError::BadKey)?;
+    let key_spki_der = pair.subject_public_key_info();
+    let (_, key_spki) =
+        SubjectPublicKeyInfo::from_der(&key_spki_der).map_err(|_| BundleError::BadKey)?;
+    let same_algorithm = key_spki.algorithm.algorithm == cert_spki.algorithm.algorithm;
+    // The curve of an EC key is in the parameters; RSA's are NULL (or absent), Ed25519 has none.
+    let same_parameters = key_spki.algorithm.algorithm
+        != x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY
+        || key_spki.algorithm.parameters.as_ref().map(Any::as_bytes)
+            == cert_spki.algorithm.parameters.as_ref().map(Any::as_bytes);
+    Ok(same_algorithm
+        && same_parameters
+        && key_spki.subject_public_key.data == cert_spki.subject_public_key.data)
+}
+
+/// `"<email> (<issuer CN>, <notAfter as YYYY-MM-DD>)"`; the issuer's O when it has no CN, and
+/// `"<email> (<notAfter>)"` when it has neither.
+fn friendly_name(email: &str, leaf: &X509Certificate) -> String {
+    let issuer = leaf
+        .issuer()
+        .iter_common_name()
+        .chain(leaf.issuer().iter_organization())
+        .find_map(|a| a.as_str().ok());
+    let not_after = leaf.validity().not_after.to_datetime().date();
+    let date = format!(
+        "{:04}-{:02}-{:02}",
+        not_after.year(),
+        u8::from(not_after.month()),
+        not_after.day()
+    );
+    match issuer {
+        Some(issuer) => format!("{email} ({issuer}, {date})"),
+        None => format!("{email} ({date})"),
+    }
+}
+
+/// Characters of generated passwords: letters and digits without the look-alikes 0 O o 1 l I.
+const PASSWORD_ALPHABET: &[u8] = b"23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ";
+const PASSWORD_GROUPS: usize = 4;
+const PASSWORD_GROUP_LEN: usize = 6;
+
+/// A random password: 4 groups of 6 characters from a 56-character alphabet joined by `-`
+/// (24 × log2(56) ≈ 139 bits). Only letters, digits and inner hyphens: nothing a shell or a
+/// mail client's password box treats specially.
+///
+/// # Panics
+/// If the operating system's random generator fails (a weaker password would be worse).
+pub fn generate_password() -> String {
+    let rng = SystemRandom::new();
+    let n = PASSWORD_ALPHABET.len();
+    // Largest multiple of n that fits a byte: bytes above it would bias the draw.
+    let limit = 256 - 256 % n;
+    let mut chars = Vec::with_capacity(PASSWORD_GROUPS * PASSWORD_GROUP_LEN);
+    let mut buf = [0u8; 64];
+    while chars.len() < PASSWORD_GROUPS * PASSWORD_GROUP_LEN {
+        rng.fill(&mut buf)
+            .expect("the system random number generator failed");
+        chars.extend(
+            buf.iter()
+                .filter(|&&b| usize::from(b) < limit)
+                .map(|&b| PASSWORD_ALPHABET[usize::from(b) % n] as char),
+        );
+    }
+    chars.truncate(PASSWORD_GROUPS * PASSWORD_GROUP_LEN);
+    chars
+        .chunks(PASSWORD_GROUP_LEN)
+        .map(|group| group.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The certificates as PEM CERTIFICATE blocks, in the given order.
+pub fn pem_chain(chain: &[Vec<u8>]) -> String {
+    chain
+        .iter()
+        .map(|der| pem_block("CERTIFICATE", der))
+        .collect()
+}
+
+/// A PKCS#8 key as a PEM PRIVATE KEY block. An Ed25519 key in ring's PKCS#8 v2 form is written
+/// in the v1 form (same private key), which OpenSSL 3.0 and GnuTLS 3.7 can read.
+pub fn pem_private_key(pkcs8: &[u8]) -> String {
+    pem_block("PRIVATE KEY", &portable_pkcs8(pkcs8))
+}
+
+/// The PKCS#8 for files other software reads. ring (and so rcgen and [`crate::keys::generate`])
+/// writes Ed25519 keys as PKCS#8 v2 (RFC 5958: version 1, the public key in `[1]`), which
+/// OpenSSL 3.0 and GnuTLS 3.7 refuse to parse; such a key becomes the RFC 8410 v1 form (version
+/// 0, the same private key, no public key). Everything else is returned unchanged.
+fn portable_pkcs8(pkcs8: &[u8]) -> Cow<'_, [u8]> {
+    const OID_ED25519: &str = "1.3.101.112";
+    // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }
+    const ED25519_V1_PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let v1 = || -> Option<Vec<u8>> {
+        let (rest, outer) = Any::from_der(pkcs8).ok()?;
+        let fields = sequence(&outer, "PKCS#8").ok()?;
+        let [version, algorithm, key, ..] = fields.as_slice() else {
+            return None;
+        };
+        let algorithm = sequence(algorithm, "PKCS#8").ok()?;
+        let [oid] = algorithm.as_slice() else {
+            return None;
+        };
+        let seed = octets(key, "PKCS#8").ok()?.strip_prefix(&[0x04, 0x20])?;
+        let is_v2_ed25519 = rest.is_empty()
+            && version.as_u64().ok()? == 1
+            && oid_of(oid, "PKCS#8").ok()? == OID_ED25519
+            && seed.len() == 32;
+        is_v2_ed25519.then(|| [&ED25519_V1_PREFIX[..], seed].concat())
+    };
+    v1().map_or(Cow::Borrowed(pkcs8), Cow::Owned)
+}
+
+fn pem_block(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    // Base64 is ASCII, so splitting the bytes splits at character boundaries.
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+// --- Reading the algorithms out of a PKCS#12 (RFC 7292) ---------------------------------------
+
+const OID_DATA: &str = "1.2.840.113549.1.7.1";
+const OID_ENCRYPTED_DATA: &str = "1.2.840.113549.1.7.6";
+const OID_SHROUDED_KEY_BAG: &str = "1.2.840.113549.1.12.10.1.2";
+const OID_PBE_SHA1_3DES: &str = "1.2.840.113549.1.12.1.3";
+const OID_PBE_SHA1_RC2_40: &str = "1.2.840.113549.1.12.1.6";
+const OID_PBES2: &str = "1.2.840.113549.1.5.13";
+const OID_PBKDF2: &str = "1.2.840.113549.1.5.12";
+const OID_HMAC_SHA1: &str = "1.2.840.113549.2.7";
+const OID_HMAC_SHA256: &str = "1.2.840.113549.2.9";
+const OID_AES256_CBC: &str = "2.16.840.1.101.3.4.1.42";
+
+fn malformed(what: &str) -> BundleError {
+    BundleError::Unreadable(format!("malformed {what}"))
+}
+
+/// The DER elements one after another in `data`.
+fn elements<'a>(data: &'a [u8], what: &str) -> Result<Vec<Any<'a>>, BundleError> {
+    let mut rest = data;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (next, any) = Any::from_der(rest).map_err(|_| malformed(what))?;
+        out.push(any);
+        rest = next;
+    }
+    Ok(out)
+}
+
+/// The elements inside the SEQUENCE `any`.
+fn sequence<'a>(any: &Any<'a>, what: &str) -> Result<Vec<Any<'a>>, BundleError> {
+    if any.class() != Class::Universal || any.tag() != Tag::Sequence {
+        return Err(malformed(what));
+    }
+    elements(any.data, what)
+}
+
+/// The single element inside the explicit `[0]` tag `any`.
+fn explicit0<'a>(any: &Any<'a>, what: &str) -> Result<Any<'a>, BundleError> {
+    if any.class() != Class::ContextSpecific || any.tag() != Tag(0) {
+        return Err(malformed(what));
+    }
+    match elements(any.data, what)?.as_slice() {
+        [inner] => Ok(inner.clone()),
+        _ => Err(malformed(what)),
+    }
+}
+
+fn oid_of(any: &Any, what: &str) -> Result<String, BundleError> {
+    any.as_oid()
+        .map(|o| o.to_id_string())
+        .map_err(|_| malformed(what))
+}
+
+fn octets<'a>(any: &Any<'a>, what: &str) -> Result<&'a [u8], BundleError> {
+    if any.class() != Class::Universal || any.tag() != Tag::OctetString {
+        return Err(malformed(what));
+    }
+    Ok(any.data)
+}
+
+fn content_info<'a>(any: &Any<'a>, what: &str) -> Result<(String, Any<'a>), BundleError> {
+    match sequence(any, what)?.as_slice() {
+        [oid, content] => Ok((oid_of(oid, what)?, explicit0(content, what)?)),
+        _ => Err(malformed(what)),
+    }
+}
+
+/// The PBE described by an AlgorithmIdentifier.
+fn pbe(alg: &Any, what: &str) -> Result<Pbe, BundleError> {
+    let fields = sequence(alg, what)?;
+    let [oid, params] = fields.as_slice() else {
+        return Err(malformed(what));
+    };
+    let oid = oid_of(oid, what)?;
+    let params = sequence(params, what)?;
+    match oid.as_str() {
+        OID_PBE_SHA1_3DES | OID_PBE_SHA1_RC2_40 => {
+            let [salt, iterations] = params.as_slice() else {
+                return Err(malformed(what));
+            };
+            Ok(Pbe {
+                cipher: if oid == OID_PBE_SHA1_3DES {
+                    PbeCipher::Sha1TripleDes
+                } else {
+                    PbeCipher::Sha1Rc2_40
+                },
+                iterations: iterations.as_u64().map_err(|_| malformed(what))?,
+                salt_len: octets(salt, what)?.len(),
+            })
+        }
+        OID_PBES2 => {
+            let [kdf, scheme] = params.as_slice() else {
+                return Err(malformed(what));
+            };
+            let kdf = sequence(kdf, what)?;
+            let [kdf_oid, kdf_params] = kdf.as_slice() else {
+                return Err(malformed(what));
+            };
+            let kdf_oid = oid_of(kdf_oid, what)?;
+            let scheme = sequence(scheme, what)?;
+            let cipher_oid = oid_of(scheme.first().ok_or_else(|| malformed(what))?, what)?;
+            if kdf_oid != OID_PBKDF2 {
+                return Ok(Pbe {
+                    cipher: PbeCipher::Other(format!("PBES2 {kdf_oid} {cipher_oid}")),
+                    iterations: 0,
+                    salt_len: 0,
+                });
+            }
+            // PBKDF2-params: salt, iterationCount, keyLength OPTIONAL, prf DEFAULT hmacWithSHA1.
+            let kdf_params = sequence(kdf_params, what)?;
+            let (salt, iterations) = match kdf_params.as_slice() {
+                [salt, iterations, ..] => (
+                    octets(salt, what)?.len(),
+                    iterations.as_u64().map_err(|_| malformed(what))?,
+                ),
+                _ => return Err(malformed(what)),
+            };
+            let prf = match kdf_params.last().filter(|p| p.tag() == Tag::Sequence) {
+                Some(prf) => oid_of(
+                    sequence(prf, what)?
+                        .first()
+                        .ok_or_else(|| malformed(what))?,
+                    what,
+                )?,
+                None => OID_HMAC_SHA1.to_owned(),
+            };
+            Ok(Pbe {
+                cipher: if prf == OID_HMAC_SHA256 && cipher_oid == OID_AES256_CBC {
+                    PbeCipher::Pbes2Sha256Aes256
+                } else {
+                    PbeCipher::Other(format!("PBES2 PBKDF2 {prf} {cipher_oid}"))
+                },
+                iterations,
+                salt_len: salt,
+            })
+        }
+        _ => Ok(Pbe {
+            cipher: PbeCipher::Other(oid),
+            iterations: 0,
+            salt_len: 0,
+        }),
+    }
+}
+
+fn digest_name(oid: &str) -> String {
+    match oid {
+        "1.3.14.3.2.26" => "sha1".to_owned(),
+        "2.16.840.1.101.3.4.2.4" => "sha224".to_owned(),
+        "2.16.840.1.101.3.4.2.1" => "sha256".to_owned(),
+        "2.16.840.1.101.3.4.2.2" => "sha384".to_owned(),
+        "2.16.840.1.101.3.4.2.3" => "sha512".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The algorithms of a PKCS#12, read from its structure without the password.
+fn protection(bytes: &[u8]) -> Result<Protection, BundleError> {
+    let (rest, pfx) = Any::from_der(bytes).map_err(|_| malformed("PFX"))?;
+    if !rest.is_empty() {
+        return Err(malformed("PFX (trailing data)"));
+    }
+    let pfx = sequence(&pfx, "PFX")?;
+    let (auth_safe, mac_data) = match pfx.as_slice() {
+        [_version, auth_safe] => (auth_safe, None),
+        [_version, auth_safe, mac_data] => (auth_safe, Some(mac_data)),
+        _ => return Err(malformed("PFX")),
+    };
+    let mac_data = sequence(mac_data.ok_or(BundleError::NoMac)?, "MacData")?;
+    let mac = match mac_data.as_slice() {
+        [digest_info, salt, rest @ ..] => {
+            let digest_info = sequence(digest_info, "MacData")?;
+            let alg = sequence(
+                digest_info.first().ok_or_else(|| malformed("MacData"))?,
+                "MacData",
+            )?;
+            Mac {
+                digest: digest_name(&oid_of(
+                    alg.first().ok_or_else(|| malformed("MacData"))?,
+                    "MacData",
+                )?),
+                iterations: match rest.first() {
+                    Some(i) => i.as_u64().map_err(|_| malformed("MacData"))?,
+                    None => 1,
+                },
+                salt_len: octets(salt, "MacData")?.len(),
+            }
+        }
+        _ => return Err(malformed("MacData")),
+    };
+
+    let (content_type, content) = content_info(auth_safe, "authSafe")?;
+    if content_type != OID_DATA {
+        return Err(BundleError::Unreadable(
+            "the authSafe is not plain data (public-key integrity mode is not supported)".into(),
+        ));
+    }
+    let safes_der = octets(&content, "authSafe")?;
+    let (_, safes) = Any::from_der(safes_der).map_err(|_| malformed("AuthenticatedSafe"))?;
+    let mut keys = Vec::new();
+    let mut encrypted_safes = Vec::new();
+    for safe in sequence(&safes, "AuthenticatedSafe")? {
+        let (content_type, content) = content_info(&safe, "safe")?;
+        match content_type.as_str() {
+            OID_DATA => {
+                let (_, bags) = Any::from_der(octets(&content, "safe")?)
+                    .map_err(|_| malformed("SafeContents"))?;
+                for bag in sequence(&bags, "SafeContents")? {
+                    let bag = sequence(&bag, "SafeBag")?;
+                    let [bag_id, value, ..] = bag.as_slice() else {
+                        return Err(malformed("SafeBag"));
+                    };
+                    if oid_of(bag_id, "SafeBag")? == OID_SHROUDED_KEY_BAG {
+                        let info = sequence(&explicit0(value, "key bag")?, "key bag")?;
+                        keys.push(pbe(
+                            info.first().ok_or_else(|| malformed("key bag"))?,
+                            "key bag encryption",
+                        )?);
+                    }
+                }
+            }
+            OID_ENCRYPTED_DATA => {
+                // EncryptedData: version, EncryptedContentInfo { type, algorithm, [0] content }.
+                let data = sequence(&content, "EncryptedData")?;
+                let info = sequence(
+                    data.get(1).ok_or_else(|| malformed("EncryptedData"))?,
+                    "EncryptedData",
+                )?;
+                encrypted_safes.push(pbe(
+                    info.get(1).ok_or_else(|| malformed("EncryptedData"))?,
+                    "safe encryption",
+                )?);
+            }
+            other => {
+                return Err(BundleError::Unreadable(format!(
+                    "unsupported safe content type {other}"
+                )));
+            }
+        }
+    }
+    Ok(Protection {
+        keys,
+        safes: encrypted_safes,
+        mac,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{self, KeyType};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+        IsCa, Issuer, KeyUsagePurpose, SanType,
+    };
+    use std::ffi::OsStr;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+    use std::sync::OnceLock;
+
+    const EMAIL: &str = "alice@example.test";
+    const PASSWORD: &str = "correct horse battery staple";
+    const INTERMEDIATE_CN: &str = "Example Test Intermediate CA";
+    const NAME: &str = "alice@example.test (Example Test Intermediate CA, 2030-06-30)";
+    const KEY_TYPES: [KeyType; 3] = [KeyType::Rsa2048, KeyType::P256, KeyType::Ed25519];
+
+    /// A leaf key and its chain (leaf, intermediate); the root stays out of the bundle.
+    struct Fixture {
+        key_type: KeyType,
+        key: Vec<u8>,
+        chain: Vec<Vec<u8>>,
+    }
+
+    fn ca_params(cn: &str) -> CertificateParams {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params
+    }
+
+    fn make_fixture(key_type: KeyType) -> Fixture {
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let root = Issuer::new(ca_params("Example Test Root CA"), root_key);
+        let intermediate_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let intermediate_params = ca_params(INTERMEDIATE_CN);
+        let intermediate_der = intermediate_params
+            .signed_by(&intermediate_key, &root)
+            .unwrap()
+            .der()
+            .to_vec();
+        let intermediate = Issuer::new(intermediate_params, intermediate_key);
+
+        let key = keys::generate(key_type).unwrap();
+        let pair = KeyPair::try_from(key.as_slice()).unwrap();
+        // As RFC 8823 CAs issue them: empty subject, the address as the only SAN.
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.subject_alt_names = vec![SanType::Rfc822Name(EMAIL.try_into().unwrap())];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
+        params.key_usages = keys::key_usages(key_type, keys::Usage::Sign).unwrap();
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2030, 6, 30);
+        let leaf = params.signed_by(&pair, &intermediate).unwrap();
+        Fixture {
+            key_type,
+            key,
+            chain: vec![leaf.der().to_vec(), intermediate_der],
+        }
+    }
+
+    fn fixtures() -> &'static [Fixture] {
+        static FIXTURES: OnceLock<Vec<Fixture>> = OnceLock::new();
+        FIXTURES.get_or_init(|| KEY_TYPES.into_iter().map(make_fixture).collect())
+    }
+
+    /// Every (key type, format) bundle, written with [`PASSWORD`].
+    fn bundles() -> impl Iterator<Item = (&'static Fixture, P12Format, Vec<u8>)> {
+        fixtures().iter().flat_map(|f| {
+            P12Format::ALL.into_iter().map(move |format| {
+                let p12 = pkcs12(EMAIL, &f.key, &f.chain, PASSWORD, format)
+                    .unwrap_or_else(|e| panic!("{} {format}: {e}", f.key_type));
+                (f, format, p12)
+            })
+        })
+    }
+
+    /// A fresh directory under the system temp dir, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            let mut random = [0u8; 8];
+            SystemRandom::new().fill(&mut random).unwrap();
+            let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+            let path = std::env::temp_dir().join(format!("smime-acme-bundle-{suffix}"));
+            std::fs::create_dir(&path).unwrap();
+            TempDir(path)
+        }
+
+        fn file(&self, name: &str, contents: &[u8]) -> PathBuf {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let path = self.0.join(name);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .unwrap();
+            f.write_all(contents).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Runs a checking tool; a missing tool fails the test with the install step.
+    fn run<S: AsRef<OsStr>>(tool: &str, args: &[S]) -> Output {
+        match Command::new(tool).args(args).output() {
+            Ok(out) => out,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "{tool} is not installed: run `sudo tests/testbed/install` (it installs openssl, \
+                 libnss3-tools and gnutls-bin)"
+            ),
+            Err(e) => panic!("running {tool}: {e}"),
+        }
+    }
+
+    fn text(out: &Output) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    fn p(path: &Path) -> &OsStr {
+        path.as_os_str()
+    }
+
+    fn leaf_public_key_pem(leaf_der: &[u8]) -> String {
+        let (_, leaf) = X509Certificate::from_der(leaf_der).unwrap();
+        pem_block("PUBLIC KEY", leaf.public_key().raw)
+    }
+
+    fn sha1(data: &[u8]) -> Vec<u8> {
+        ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
+            .as_ref()
+            .to_vec()
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        assert_eq!(P12Format::default(), P12Format::Compat);
+        for format in P12Format::ALL {
+            assert_eq!(format.to_string().parse(), Ok(format));
+        }
+        assert_eq!("modern".parse(), Ok(P12Format::Modern));
+        assert!("legacy".parse::<P12Format>().is_err());
+    }
+
+    #[test]
+    fn both_formats_read_back_with_the_promised_algorithms() {
+        for (f, format, p12) in bundles() {
+            let what = format!("{} {format}", f.key_type);
+            let summary =
+                check_pkcs12(&p12, PASSWORD, &f.chain[0]).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(summary.certificates, 2, "{what}: leaf + intermediate");
+            assert_eq!(summary.friendly_name.as_deref(), Some(NAME), "{what}");
+            assert_eq!(summary.local_key_id, sha1(&f.chain[0]), "{what}");
+            let protection = &summary.protection;
+            assert_eq!(protection.format(), Some(format), "{what}: {protection:?}");
+            let (cipher, digest) = match format {
+                P12Format::Compat => (PbeCipher::Sha1TripleDes, "sha1"),
+                P12Format::Modern => (PbeCipher::Pbes2Sha256Aes256, "sha256"),
+            };
+            assert_eq!(protection.keys.len(), 1, "{what}");
+            assert_eq!(
+                protection.safes.len(),
+                1,
+                "{what}: the certificates are encrypted"
+            );
+            for pbe in protection.keys.iter().chain(&protection.safes) {
+                assert_eq!(pbe.cipher, cipher, "{what}");
+                assert_eq!(pbe.iterations, u64::from(ITERATIONS), "{what}");
+                assert!(pbe.salt_len >= 8, "{what}: {pbe}");
+            }
+            assert_eq!(protection.mac.digest, digest, "{what}");
+            assert_eq!(protection.mac.iterations, u64::from(ITERATIONS), "{what}");
+            assert!(protection.mac.salt_len >= 8, "{what}: {}", protection.mac);
+        }
+    }
+
+    #[test]
+    fn openssl_reads_both_formats_without_legacy() {
+        for (f, format, p12) in bundles() {
+            let what = format!("{} {format}", f.key_type);
+            let dir = TempDir::new();
+            let file = dir.file("bundle.p12", &p12);
+            let pw = dir.file("password", PASSWORD.as_bytes());
+            let passin = format!("file:{}", pw.display());
+            let info = run(
+                "openssl",
+                &[
+                    OsStr::new("pkcs12"),
+                    OsStr::new("-info"),
+                    OsStr::new("-in"),
+                    p(&file),
+                    OsStr::new("-passin"),
+                    OsStr::new(&passin),
+                    OsStr::new("-noout"),
+                ],
+            );
+            let info_text = text(&info);
+            assert!(info.status.success(), "{what}: {info_text}");
+            let expected = match format {
+                P12Format::Compat => [
+                    format!("MAC: sha1, Iteration {ITERATIONS}"),
+                    format!(
+                        "PKCS7 Encrypted data: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration {ITERATIONS}"
+                    ),
+                    format!(
+                        "Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration {ITERATIONS}"
+                    ),
+                ],
+                P12Format::Modern => [
+                    format!("MAC: sha256, Iteration {ITERATIONS}"),
+                    format!(
+                        "PKCS7 Encrypted data: PBES2, PBKDF2, AES-256-CBC, Iteration {ITERATIONS}, PRF hmacWithSHA256"
+                    ),
+                    format!(
+                        "Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC, Iteration {ITERATIONS}, PRF hmacWithSHA256"
+                    ),
+                ],
+            };
+            for line in expected {
+                assert!(
+                    info_text.lines().any(|l| l == line),
+                    "{what}: no {line:?} in\n{info_text}"
+                );
+            }
+            assert!(!info_text.contains("RC2"), "{what}: {info_text}");
+
+            // The key decrypts, and it is the leaf's.
+            let key_pem = dir.0.join("key.pem");
+            let out = run(
+                "openssl",
+                &[
+                    OsStr::new("pkcs12"),
+                    OsStr::new("-in"),
+                    p(&file),
+                    OsStr::new("-passin"),
+                    OsStr::new(&passin),
+                    OsStr::new("-nocerts"),
+                    OsStr::new("-nodes"),
+                    OsStr::new("-out"),
+                    p(&key_pem),
+                ],
+            );
+            assert!(out.status.success(), "{what}: {}", text(&out));
+            let public = run(
+                "openssl",
+                &[
+                    OsStr::new("pkey"),
+                    OsStr::new("-in"),
+                    p(&key_pem),
+                    OsStr::new("-pubout"),
+                ],
+            );
+            assert!(public.status.success(), "{what}: {}", text(&public));
+            assert_eq!(
+                String::from_utf8_lossy(&public.stdout),
+                leaf_public_key_pem(&f.chain[0]),
+                "{what}"
+            );
+
+            // Both certificates come out.
+            let certs = run(
+                "openssl",
+                &[
+                    OsStr::new("pkcs12"),
+                    OsStr::new("-in"),
+                    p(&file),
+                    OsStr::new("-passin"),
+                    OsStr::new(&passin),
+                    OsStr::new("-nokeys"),
+                ],
+            );
+            let certs_text = text(&certs);
+            assert!(certs.status.success(), "{what}: {certs_text}");
+            for der in &f.chain {
+                assert!(
+                    certs_text.contains(&pem_chain(std::slice::from_ref(der))),
+                    "{what}"
+                );
+            }
+
+            // A wrong password fails the MAC.
+            let wrong = dir.file("wrong", b"not the password");
+            let out = run(
+                "openssl",
+                &[
+                    OsStr::new("pkcs12"),
+                    OsStr::new("-info"),
+                    OsStr::new("-in"),
+                    p(&file),
+                    OsStr::new("-passin"),
+                    OsStr::new(&format!("file:{}", wrong.display())),
+                    OsStr::new("-noout"),
+                ],
+            );
+            assert!(!out.status.success(), "{what}");
+            assert!(
+                text(&out).contains("Mac verify error"),
+                "{what}: {}",
+                text(&out)
+            );
+        }
+    }
+
+    #[test]
+    fn openssl_reads_the_pem_files() {
+        for f in fixtures() {
+            let dir = TempDir::new();
+            let key = dir.file("key.pem", pem_private_key(&f.key).as_bytes());
+            let public = run(
+                "openssl",
+                &[
+                    OsStr::new("pkey"),
+                    OsStr::new("-in"),
+                    p(&key),
+                    OsStr::new("-pubout"),
+                ],
+            );
+            assert!(public.status.success(), "{}: {}", f.key_type, text(&public));
+            assert_eq!(
+                String::from_utf8_lossy(&public.stdout),
+                leaf_public_key_pem(&f.chain[0]),
+                "{}",
+                f.key_type
+            );
+            let chain = dir.file("chain.pem", pem_chain(&f.chain).as_bytes());
+            let subjects = run(
+                "openssl",
+                &[
+                    OsStr::new("storeutl"),
+                    OsStr::new("-noout"),
+                    OsStr::new("-certs"),
+                    p(&chain),
+                ],
+            );
+            assert!(subjects.status.success(), "{}", text(&subjects));
+            assert!(
+                text(&subjects).contains("Total found: 2"),
+                "{}",
+                text(&subjects)
+            );
+        }
+    }
+
+    #[test]
+    fn nss_imports_both_formats() {
+        for (f, format, p12) in bundles() {
+            let what = format!("{} {format}", f.key_type);
+            let dir = TempDir::new();
+            let file = dir.file("bundle.p12", &p12);
+            let pw = dir.file("password", PASSWORD.as_bytes());
+            let db_dir = dir.0.join("nssdb");
+            std::fs::create_dir(&db_dir).unwrap();
+            let db = format!("sql:{}", db_dir.display());
+            let db = OsStr::new(&db);
+            let out = run(
+                "certutil",
+                &[
+                    OsStr::new("-N"),
+                    OsStr::new("-d"),
+                    db,
+                    OsStr::new("--empty-password"),
+                ],
+            );
+            assert!(out.status.success(), "{what}: {}", text(&out));
+            let import = run(
+                "pk12util",
+                &[
+                    OsStr::new("-i"),
+                    p(&file),
+                    OsStr::new("-d"),
+                    db,
+                    OsStr::new("-w"),
+                    p(&pw),
+                ],
+            );
+            let import_text = text(&import);
+            if f.key_type == KeyType::Ed25519 && !import.status.success() {
+                // NSS 3.87 (Debian 12) cannot import Ed25519 private keys at all: a PKCS#12
+                // made by `openssl pkcs12 -export` from an OpenSSL Ed25519 key fails the same
+                // way. Newer NSS may succeed, and then the checks below apply.
+                assert!(
+                    import_text.contains("SEC_ERROR_PKCS12_UNABLE_TO_IMPORT_KEY"),
+                    "{what}: {import_text}"
+                );
+                continue;
+            }
+            assert!(import.status.success(), "{what}: {import_text}");
+            assert!(
+                import_text.contains("PKCS12 IMPORT SUCCESSFUL"),
+                "{what}: {import_text}"
+            );
+
+            let list = run("certutil", &[OsStr::new("-L"), OsStr::new("-d"), db]);
+            let list_text = text(&list);
+            assert!(list.status.success(), "{what}: {list_text}");
+            assert!(
+                list_text
+                    .lines()
+                    .any(|l| l.starts_with(NAME) && l.trim_end().ends_with("u,u,u")),
+                "{what}: the leaf with its key, named after the address:\n{list_text}"
+            );
+            let leaf = run(
+                "certutil",
+                &[
+                    OsStr::new("-L"),
+                    OsStr::new("-d"),
+                    db,
+                    OsStr::new("-n"),
+                    OsStr::new(NAME),
+                    OsStr::new("-a"),
+                ],
+            );
+            assert!(leaf.status.success(), "{what}: {}", text(&leaf));
+            assert_eq!(
+                String::from_utf8_lossy(&leaf.stdout).replace('\r', ""),
+                pem_chain(&f.chain[..1]),
+                "{what}"
+            );
+            let keys = run("certutil", &[OsStr::new("-K"), OsStr::new("-d"), db]);
+            assert!(keys.status.success(), "{what}: {}", text(&keys));
+            assert!(text(&keys).contains(NAME), "{what}: {}", text(&keys));
+        }
+    }
+
+    #[test]
+    fn gnutls_reads_both_formats() {
+        for (f, format, p12) in bundles() {
+            let what = format!("{} {format}", f.key_type);
+            let dir = TempDir::new();
+            let file = dir.file("bundle.p12", &p12);
+            // certtool takes the password only as an argument; this one is a throwaway.
+            let info = run(
+                "certtool",
+                &[
+                    OsStr::new("--p12-info"),
+                    OsStr::new("--inder"),
+                    OsStr::new("--infile"),
+                    p(&file),
+                    OsStr::new("--password"),
+                    OsStr::new(PASSWORD),
+                ],
+            );
+            let info_text = text(&info);
+            assert!(info.status.success(), "{what}: {info_text}");
+            let (mac, schema) = match format {
+                P12Format::Compat => ("MAC: SHA1 (1.3.14.3.2.26)", "Schema: PKCS12-3DES-SHA1"),
+                P12Format::Modern => (
+                    "MAC: SHA256 (2.16.840.1.101.3.4.2.1)",
+                    "Schema: PBES2-AES256-CBC",
+                ),
+            };
+            assert!(info_text.contains(mac), "{what}: {info_text}");
+            assert_eq!(info_text.matches(schema).count(), 2, "{what}: {info_text}");
+            assert!(
+                info_text.contains(&format!("Friendly name: {NAME}")),
+                "{what}"
+            );
+            for der in &f.chain {
+                assert!(
+                    info_text.contains(&pem_chain(std::slice::from_ref(der))),
+                    "{what}"
+                );
+            }
+
+            // certtool prints the still-encrypted key bag; decrypt it and compare public keys.
+            let start = info_text
+                .find("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+                .unwrap_or_else(|| panic!("{what}: no key bag in {info_text}"));
+            let end = info_text[start..]
+                .find("-----END ENCRYPTED PRIVATE KEY-----")
+                .map(|e| start + e + "-----END ENCRYPTED PRIVATE KEY-----".len())
+                .unwrap_or_else(|| panic!("{what}: {info_text}"));
+            let key = dir.file("key.pem", &info_text.as_bytes()[start..end]);
+            let public = run(
+                "certtool",
+                &[
+                    OsStr::new("--pubkey-info"),
+                    OsStr::new("--load-privkey"),
+                    p(&key),
+                    OsStr::new("--password"),
+                    OsStr::new(PASSWORD),
+                ],
+            );
+            let public_text = text(&public);
+            assert!(public.status.success(), "{what}: {public_text}");
+            assert!(
+                public_text.contains(&leaf_public_key_pem(&f.chain[0])),
+                "{what}: {public_text}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_password_is_reported_without_the_password() {
+        let f = &fixtures()[1];
+        let p12 = pkcs12(EMAIL, &f.key, &f.chain, PASSWORD, P12Format::Compat).unwrap();
+        for wrong in ["correct horse battery stapler", "x"] {
+            let err = check_pkcs12(&p12, wrong, &f.chain[0]).unwrap_err();
+            assert!(matches!(err, BundleError::WrongPassword), "{err:?}");
+            let message = err.to_string();
+            assert!(message.contains("wrong password"), "{message}");
+            assert!(!message.contains(wrong) && !message.contains(PASSWORD));
+        }
+        assert!(matches!(
+            check_pkcs12(&p12, PASSWORD, &f.chain[1]),
+            Err(BundleError::UnexpectedLeaf)
+        ));
+        assert!(matches!(
+            check_pkcs12(b"not a pkcs12", PASSWORD, &f.chain[0]),
+            Err(BundleError::Unreadable(_))
+        ));
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_leafs_is_refused() {
+        let [rsa, p256, ed25519] = fixtures() else {
+            panic!("three fixtures")
+        };
+        let other_p256 = keys::generate(KeyType::P256).unwrap();
+        let pairs: [(&[u8], &Fixture); 4] = [
+            (&other_p256, p256),
+            (&rsa.key, p256),
+            (&p256.key, ed25519),
+            (&ed25519.key, rsa),
+        ];
+        for (key, f) in pairs {
+            assert!(
+                !key_matches_certificate(key, &f.chain[0]).unwrap(),
+                "{}",
+                f.key_type
+            );
+            let err = pkcs12(EMAIL, key, &f.chain, PASSWORD, P12Format::Compat).unwrap_err();
+            assert!(matches!(err, BundleError::KeyMismatch), "{err:?}");
+        }
+        for f in fixtures() {
+            assert!(
+                key_matches_certificate(&f.key, &f.chain[0]).unwrap(),
+                "{}",
+                f.key_type
+            );
+            // The intermediate certifies a different key.
+            assert!(!key_matches_certificate(&f.key, &f.chain[1]).unwrap());
+        }
+        assert!(matches!(
+            key_matches_certificate(b"junk", &p256.chain[0]),
+            Err(BundleError::BadKey)
+        ));
+        assert!(matches!(
+            key_matches_certificate(&p256.key, b"junk"),
+            Err(BundleError::BadCertificate { index: 0 })
+        ));
+    }
+
+    #[test]
+    fn empty_password_and_bad_input_are_refused() {
+        let f = &fixtures()[1];
+        for format in P12Format::ALL {
+            assert!(matches!(
+                pkcs12(EMAIL, &f.key, &f.chain, "", format),
+                Err(BundleError::EmptyPassword)
+            ));
+        }
+        let p12 = pkcs12(EMAIL, &f.key, &f.chain, PASSWORD, P12Format::Modern).unwrap();
+        assert!(matches!(
+            check_pkcs12(&p12, "", &f.chain[0]),
+            Err(BundleError::EmptyPassword)
+        ));
+        assert!(matches!(
+            pkcs12(EMAIL, &f.key, &[], PASSWORD, P12Format::Compat),
+            Err(BundleError::EmptyChain)
+        ));
+        let bad_intermediate = vec![f.chain[0].clone(), b"junk".to_vec()];
+        assert!(matches!(
+            pkcs12(
+                EMAIL,
+                &f.key,
+                &bad_intermediate,
+                PASSWORD,
+                P12Format::Compat
+            ),
+            Err(BundleError::BadCertificate { index: 1 })
+        ));
+        assert!(matches!(
+            pkcs12(EMAIL, b"junk", &f.chain, PASSWORD, P12Format::Compat),
+            Err(BundleError::BadKey)
+        ));
+    }
+
+    #[test]
+    fn generated_passwords_are_strong_distinct_and_usable() {
+        let a = generate_password();
+        let b = generate_password();
+        assert_ne!(a, b);
+        for pw in [&a, &b] {
+            let letters: Vec<char> = pw.chars().filter(|&c| c != '-').collect();
+            let bits = letters.len() as f64 * (PASSWORD_ALPHABET.len() as f64).log2();
+            assert!(bits >= 128.0, "{bits} bits");
+            assert!(
+                letters
+                    .iter()
+                    .all(|c| PASSWORD_ALPHABET.contains(&(*c as u8))),
+                "{pw}"
+            );
+            assert!(!pw.starts_with('-') && !pw.ends_with('-'), "{pw}");
+            assert_eq!(pw.len(), 27, "{pw}");
+        }
+        let f = &fixtures()[1];
+        let p12 = pkcs12(EMAIL, &f.key, &f.chain, &a, P12Format::Compat).unwrap();
+        check_pkcs12(&p12, &a, &f.chain[0]).unwrap();
+    }
+
+    #[test]
+    fn pem_blocks_have_64_column_lines_and_round_trip() {
+        let f = &fixtures()[0];
+        let pem = pem_chain(&f.chain);
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----\n").count(), 2);
+        assert_eq!(pem.matches("-----END CERTIFICATE-----\n").count(), 2);
+        let mut decoded = Vec::new();
+        let mut current = String::new();
+        for line in pem.lines() {
+            assert!(line.len() <= 64, "{line}");
+            if line.starts_with("-----END") {
+                decoded.push(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(&current)
+                        .unwrap(),
+                );
+                current.clear();
+            } else if !line.starts_with("-----") {
+                current.push_str(line);
+            }
+        }
+        assert_eq!(decoded, f.chain);
+        let key = pem_private_key(&f.key);
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        assert!(key.ends_with("-----END PRIVATE KEY-----\n"));
+        assert!(key.lines().all(|l| l.len() <= 64));
+    }
+
+    #[test]
+    fn ed25519_keys_are_written_as_pkcs8_v1() {
+        let f = &fixtures()[2];
+        assert_eq!(f.key_type, KeyType::Ed25519);
+        let v1 = portable_pkcs8(&f.key);
+        assert_eq!(v1.len(), 48);
+        assert_eq!(&v1[..5], &[0x30, 0x2e, 0x02, 0x01, 0x00]);
+        assert!(key_matches_certificate(&v1, &f.chain[0]).unwrap());
+        // Other keys pass unchanged.
+        assert_eq!(
+            portable_pkcs8(&fixtures()[1].key),
+            fixtures()[1].key.as_slice()
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Checking what the CA returned: a PEM chain of CERTIFICATE blocks only, whose leaf carries
+//! our key, exactly our address, emailProtection, and chains through the returned
+//! intermediates. Pure.
+
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+
+/// Chains larger than this are refused.
+const MAX_CERTS: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    #[error("the certificate download is not a PEM chain: {0}")]
+    NotPem(String),
+    #[error("the certificate does not parse: {0}")]
+    Unparsable(String),
+    #[error("the certificate is not for our key")]
+    WrongKey,
+    #[error("the certificate names {found:?}, not exactly {expected}")]
+    WrongAddress {
+        expected: String,
+        found: Vec<String>,
+    },
+    #[error("the certificate is not for email protection (no emailProtection extended key usage)")]
+    NoEmailProtection,
+    #[error("certificate {0} of the chain is not signed by the next one")]
+    BrokenChain(usize),
+}
+
+/// Facts about the issued certificate, for the user and the JSON output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub serial: String,
+    pub not_after: String,
+    /// Unix time of notAfter.
+    pub not_after_unix: i64,
+    pub subject: String,
+    pub issuer: String,
+    pub sha256: String,
+}
+
+/// The DER certificates of a PEM chain; anything but CERTIFICATE blocks is refused.
+pub fn parse_pem_chain(pem: &[u8]) -> Result<Vec<Vec<u8>>, CertError> {
+    let text = std::str::from_utf8(pem).map_err(|_| CertError::NotPem("not text".into()))?;
+    let mut certs = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + "-----BEGIN ".len()..];
+        let label_end = after
+            .find("-----")
+            .ok_or_else(|| CertError::NotPem("unterminated BEGIN line".into()))?;
+        let label = &after[..label_end];
+        if label != "CERTIFICATE" {
+            return Err(CertError::NotPem(format!("it holds a {label:?} block")));
+        }
+        let body_start = &after[label_end + 5..];
+        let end = body_start
+            .find("-----END CERTIFICATE-----")
+            .ok_or_else(|| CertError::NotPem("a block has no END line".into()))?;
+        let b64: String = body_start[..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        use base64::Engine;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| CertError::NotPem(e.to_string()))?;
+        certs.push(der);
+        if certs.len() > MAX_CERTS {
+            return Err(CertError::NotPem(format!(
+                "more than {MAX_CERTS} certificates"
+            )));
+        }
+        rest = &body_start[end + "-----END CERTIFICATE-----".len()..];
+    }
+    if certs.is_empty() {
+        return Err(CertError::NotPem("no certificate".into()));
+    }
+    Ok(certs)
+}
+
+fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
+    X509Certificate::from_der(der)
+        .map(|(_, c)| c)
+        .map_err(|e| CertError::Unparsable(e.to_string()))
+}
+
+/// Checks the chain (leaf first) against our public key (the raw subjectPublicKey bits, as
+/// `rcgen::PublicKeyData::der_bytes` gives them) and address.
+pub fn check(chain: &[Vec<u8>], our_public_key: &[u8], email: &str) -> Result<Issued, CertError> {
+    let certs = chain
+        .iter()
+        .map(|der| parse(der))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| CertError::NotPem("no certificate".into()))?;
+    if *leaf.public_key().subject_public_key.data != *our_public_key {
+        return Err(CertError::WrongKey);
+    }
+    let mut names = Vec::new();
+    let mut email_protection = false;
+    for ext in leaf.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                names.extend(san.general_names.iter().map(|n| match n {
+                    GeneralName::RFC822Name(a) => (*a).to_owned(),
+                    other => format!("{other}"),
+                }));
+            }
+            ParsedExtension::ExtendedKeyUsage(eku) => email_protection = eku.email_protection,
+            _ => {}
+        }
+    }
+    if names.len() != 1 || !crate::challenge::mail::same_address(&names[0], email) {
+        return Err(CertError::WrongAddress {
+            expected: email.to_owned(),
+            found: names,
+        });
+    }
+    if !email_protection {
+        return Err(CertError::NoEmailProtection);
+    }
+    for (i, pair) in certs.windows(2).enumerate() {
+        pair[0]
+            .verify_signature(Some(pair[1].public_key()))
+            .map_err(|_| CertError::BrokenChain(i))?;
+    }
+    let serial = leaf
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let sha256 = ring::digest::digest(&ring::digest::SHA256, &chain[0]);
+    Ok(Issued {
+        serial,
+        not_after: leaf.validity().not_after.to_datetime().to_string(),
+        not_after_unix: leaf.validity().not_after.timestamp(),
+        subject: leaf.subject().to_string(),
+        issuer: leaf.issuer().to_string(),
+        sha256: sha256
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::PublicKeyData;
+
+    #[test]
+    fn only_certificate_blocks_are_accepted() {
+        assert!(matches!(
+            parse_pem_chain(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+            Err(CertError::NotPem(_))
+        ));
+        assert!(matches!(
+            parse_pem_chain(b"hello"),
+            Err(CertError::NotPem(_))
+        ));
+        assert!(matches!(
+            parse_pem_chain(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n"),
+            Err(CertError::NotPem(_))
+        ));
+        let two = b"-----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBAUG\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            parse_pem_chain(two).unwrap(),
+            vec![vec![1, 2, 3], vec![4, 5, 6]]
+        );
+    }
+
+    fn chain(email: &str, eku: bool) -> (Vec<Vec<u8>>, rcgen::KeyPair) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::default();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf = rcgen::CertificateParams::default();
+        leaf.subject_alt_names = vec![rcgen::SanType::Rfc822Name(email.try_into().unwrap())];
+        if eku {
+            leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::EmailProtection];
+        }
+        let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        (
+            vec![leaf_cert.der().to_vec(), ca_cert.der().to_vec()],
+            leaf_key,
+        )
+    }
+
+    #[test]
+    fn a_good_chain_passes_and_each_fault_is_named() {
+        let (good, key) = chain("alice@example.test", true);
+        let issued = check(&good, key.der_bytes(), "alice@example.test").unwrap();
+        assert_eq!(issued.sha256.len(), 32 * 3 - 1);
+        assert_eq!(
+            check(&good, key.der_bytes(), "bob@example.test").unwrap_err(),
+            CertError::WrongAddress {
+                expected: "bob@example.test".into(),
+                found: vec!["alice@example.test".into()]
+            }
+        );
+        let other = rcgen::KeyPair::generate().unwrap();
+        assert_eq!(
+            check(&good, other.der_bytes(), "alice@example.test").unwrap_err(),
+            CertError::WrongKey
+        );
+        let (no_eku, key2) = chain("alice@example.test", false);
+        assert_eq!(
+            check(&no_eku, key2.der_bytes(), "alice@example.test").unwrap_err(),
+            CertError::NoEmailProtection
+        );
+        let (other_chain, _) = chain("alice@example.test", true);
+        let mixed = vec![good[0].clone(), other_chain[1].clone()];
+        assert_eq!(
+            check(&mixed, key.der_bytes(), "alice@example.test").unwrap_err(),
+            CertError::BrokenChain(0)
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! What the user sees: a spinner naming the current phase on a terminal, log lines at -v, a
+//! result in words or as one JSON object (`--json`), nothing on success with -q. Errors always
+//! go to stderr. IO: stdout and stderr.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug)]
+pub struct Output {
+    verbose: u8,
+    quiet: bool,
+    json: bool,
+    spinner: Option<ProgressBar>,
+}
+
+impl Output {
+    pub fn new(verbose: u8, quiet: bool, json: bool) -> Output {
+        let spinner =
+            (!quiet && !json && verbose == 0 && std::io::stderr().is_terminal()).then(|| {
+                let bar = ProgressBar::new_spinner();
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            });
+        Output {
+            verbose,
+            quiet,
+            json,
+            spinner,
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// The current phase: the spinner's text on a terminal, a log line at -v.
+    pub fn phase(&self, text: &str) {
+        if let Some(spinner) = &self.spinner {
+            spinner.set_message(text.to_owned());
+        }
+        self.info(text);
+    }
+
+    /// A line at -v.
+    pub fn info(&self, text: &str) {
+        if self.verbose >= 1 {
+            self.line(text);
+        }
+    }
+
+    /// A line at -vv.
+    pub fn debug(&self, text: &str) {
+        if self.verbose >= 2 {
+            self.line(text);
+        }
+    }
+
+    /// A warning, shown unless -q.
+    pub fn warn(&self, text: &str) {
+        if !self.quiet {
+            self.line(&format!("warning: {text}"));
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.spinner {
+            Some(spinner) => spinner.suspend(|| eprintln!("smime-acme: {text}")),
+            None => eprintln!("smime-acme: {text}"),
+        }
+    }
+
+    /// Ends the spinner.
+    pub fn finish(&self) {
+        if let Some(spinner) = &self.spinner {
+            spinner.finish_and_clear();
+        }
+    }
+
+    /// The result: `value` as one JSON line with --json, else `human` unless -q.
+    pub fn result(&self, human: &str, value: &serde_json::Value) {
+        self.finish();
+        if self.json {
+            println!("{value}");
+        } else if !self.quiet {
+            print!("{human}");
+        }
+    }
+
+    /// An error: one line on stderr (and a JSON object on stdout with --json).
+    pub fn error(&self, message: &str, value: &serde_json::Value) {
+        self.finish();
+        if self.json {
+            println!("{value}");
+        }
+        eprintln!("smime-acme: error: {message}");
+    }
+}

@@ -1,0 +1,100 @@
+//! Reading secrets: the mail password, the PKCS#12 password and the EAB key, from a file, the
+//! environment, a command, or a prompt on a terminal. Never from the command line, never
+//! logged. IO.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::settings::PasswordSource;
+
+/// Secret files larger than this are not secret files.
+const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot read {what} from {path}: {reason}")]
+    File {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error("{what}: the password command failed: {reason}")]
+    Command { what: &'static str, reason: String },
+    #[error(
+        "no {what}: give --password-file or --password-command, set SMIME_ACME_PASSWORD, or run on a terminal to be asked"
+    )]
+    Missing { what: &'static str },
+    #[error("{what} is empty")]
+    Empty { what: &'static str },
+}
+
+/// The first line of a small file.
+pub fn from_file(what: &'static str, path: &Path) -> Result<String, SecretError> {
+    let err = |reason: String| SecretError::File {
+        what,
+        path: path.display().to_string(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if meta.len() > MAX_SECRET_BYTES {
+        return Err(err("the file is larger than 64 KiB".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    first_line(what, &text)
+}
+
+fn first_line(what: &'static str, text: &str) -> Result<String, SecretError> {
+    let line = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('\r')
+        .to_owned();
+    if line.is_empty() {
+        Err(SecretError::Empty { what })
+    } else {
+        Ok(line)
+    }
+}
+
+/// The mail password from its source.
+pub fn mail_password(source: &PasswordSource, user: &str) -> Result<String, SecretError> {
+    const WHAT: &str = "mail password";
+    match source {
+        PasswordSource::File(path) => from_file(WHAT, path),
+        PasswordSource::Env => first_line(
+            WHAT,
+            &std::env::var("SMIME_ACME_PASSWORD").unwrap_or_default(),
+        ),
+        PasswordSource::Command(cmd) => {
+            let output = Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| SecretError::Command {
+                    what: WHAT,
+                    reason: e.to_string(),
+                })?;
+            if !output.status.success() {
+                return Err(SecretError::Command {
+                    what: WHAT,
+                    reason: output.status.to_string(),
+                });
+            }
+            first_line(WHAT, &String::from_utf8_lossy(&output.stdout))
+        }
+        PasswordSource::Prompt => prompt(WHAT, &format!("Mail password for {user}: ")),
+    }
+}
+
+/// Asks on the terminal, without echo.
+pub fn prompt(what: &'static str, question: &str) -> Result<String, SecretError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(SecretError::Missing { what });
+    }
+    let answer = rpassword::prompt_password(question).map_err(|_| SecretError::Missing { what })?;
+    first_line(what, &answer)
+}
