@@ -1,5 +1,6 @@
 //! Integration tests of smime-acme, run against the loopback testbed (`tests/testbed/up`).
 
 mod cli;
+mod obtain;
 mod smoke;
 mod testbed;

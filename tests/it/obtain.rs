@@ -1,0 +1,689 @@
+//! `smime-acme obtain` end to end against the testbed: issued bundles as mail clients read
+//! them, forged challenge mails left unanswered, a killed run resumed, and failures with their
+//! exit codes. Runs that ask the CA to validate are serialized: acme2certifier reads its one
+//! mailbox for every validation and marks what it reads as seen.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::testbed::{TestResult, Testbed, fetch_all, headers, inject_mx, message, submit};
+use smime_acme::mail::Security;
+
+static CA: Mutex<()> = Mutex::new(());
+
+/// Exclusive use of the plain acme2certifier.
+fn ca_lock() -> MutexGuard<'static, ()> {
+    CA.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A fresh state folder under target/, named for the test.
+pub fn state_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/it-state")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("state folder");
+    dir
+}
+
+/// The arguments of `obtain` for `mailbox` on the testbed, then `extra`.
+pub fn obtain_args(tb: &Testbed, mailbox: &str, state: &Path, extra: &[&str]) -> Vec<OsString> {
+    let password = Path::new(tb.var("TESTBED_PASSWORDS")).join(format!("{mailbox}.password"));
+    let mut args: Vec<OsString> = ["obtain", mailbox, "--agree-tos", "-v", "--json"]
+        .map(OsString::from)
+        .to_vec();
+    for (flag, key) in [
+        ("--server", "SMIME_ACME_SERVER"),
+        ("--ca-bundle", "SMIME_ACME_CA_BUNDLE"),
+        ("--imap", "TESTBED_IMAPS"),
+        ("--smtp", "TESTBED_SUBMISSIONS"),
+        ("--dns-server", "TESTBED_DNS"),
+    ] {
+        args.extend([flag.into(), tb.var(key).into()]);
+    }
+    args.extend([
+        "--timeout".into(),
+        "60s".into(),
+        "--password-file".into(),
+        password.into_os_string(),
+    ]);
+    args.extend(["--state-dir".into(), state.as_os_str().to_owned()]);
+    args.extend(extra.iter().map(OsString::from));
+    args
+}
+
+/// `args` without `flag` and its value.
+fn without(args: Vec<OsString>, flag: &str) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut iter = args.into_iter();
+    while let Some(arg) = iter.next() {
+        if arg == flag {
+            iter.next();
+        } else {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+/// The smime-acme binary with `args`, and none of the user's SMIME_ACME_* settings.
+pub fn command(args: Vec<OsString>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smime-acme"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SMIME_ACME_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args).stdin(Stdio::null());
+    cmd
+}
+
+/// The obtain command for `mailbox` on the testbed, with `extra` flags.
+pub fn obtain_command(tb: &Testbed, mailbox: &str, state: &Path, extra: &[&str]) -> Command {
+    command(obtain_args(tb, mailbox, state, extra))
+}
+
+pub fn run(mut cmd: Command) -> (Output, Value) {
+    let out = cmd.output().expect("smime-acme runs");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out, json)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs a tool; panics naming the install step if it is missing.
+fn tool(program: &str, args: &[&str]) -> Output {
+    Command::new(program).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {program} ({e}): install the testbed tools with `sudo tests/testbed/install`")
+    })
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what} failed: {text}");
+    text
+}
+
+/// Replies (subject "Re: ACME: <token>") in the CA's mailbox for `token`.
+fn replies_for(tb: &Testbed, token: &str) -> TestResult<usize> {
+    let ca = tb.var("TESTBED_CA_MAILBOX");
+    let subject = format!("Re: ACME: {token}");
+    Ok(fetch_all(tb, ca)?
+        .iter()
+        .filter(|raw| headers(raw, "Subject").contains(&subject))
+        .count())
+}
+
+fn check_bundle(json: &Value, key_type: &str, format: &str, root: &str) {
+    let files = &json["files"];
+    let p12 = files["p12"].as_str().expect("a .p12 path");
+    let password_file = files["p12_password"]
+        .as_str()
+        .expect("a generated password file");
+    let dir = Path::new(p12).parent().unwrap();
+    let text = ok(
+        &tool(
+            "openssl",
+            &[
+                "pkcs12",
+                "-info",
+                "-noout",
+                "-in",
+                p12,
+                "-passin",
+                &format!("file:{password_file}"),
+            ],
+        ),
+        "openssl pkcs12",
+    );
+    let expected = if format == "compat" {
+        "pbeWithSHA1And3-KeyTripleDES-CBC"
+    } else {
+        "PBES2, PBKDF2, AES-256-CBC"
+    };
+    assert!(text.contains(expected), "{format}: {text}");
+
+    // The leaf chains to the testbed root through the returned intermediate and is for S/MIME.
+    let cert = files["certificate"].as_str().unwrap();
+    let chain = files["chain"].as_str().unwrap();
+    ok(
+        &tool(
+            "openssl",
+            &[
+                "verify",
+                "-CAfile",
+                root,
+                "-untrusted",
+                chain,
+                "-purpose",
+                "smimesign",
+                cert,
+            ],
+        ),
+        "openssl verify",
+    );
+
+    // NSS (Thunderbird): import into a fresh database and check the certificate for signing.
+    let nss = dir.join("nss");
+    std::fs::create_dir_all(&nss).unwrap();
+    let db = format!("sql:{}", nss.display());
+    ok(
+        &tool("certutil", &["-N", "-d", &db, "--empty-password"]),
+        "certutil -N",
+    );
+    let import = tool("pk12util", &["-i", p12, "-d", &db, "-w", password_file]);
+    if key_type == "ed25519" {
+        // NSS 3.87 (Debian 12) cannot import Ed25519 private keys from any PKCS#12.
+        assert!(
+            import.status.success()
+                || stderr_of(&import).contains("SEC_ERROR_PKCS12_UNABLE_TO_IMPORT_KEY"),
+            "pk12util: {}",
+            stderr_of(&import)
+        );
+    } else {
+        ok(&import, "pk12util -i");
+        ok(
+            &tool(
+                "certutil",
+                &[
+                    "-A",
+                    "-d",
+                    &db,
+                    "-n",
+                    "testbed-root",
+                    "-t",
+                    "C,C,C",
+                    "-i",
+                    root,
+                ],
+            ),
+            "certutil -A root",
+        );
+        let listing = ok(&tool("certutil", &["-L", "-d", &db]), "certutil -L");
+        let nick = listing
+            .lines()
+            .find(|l| l.trim_end().ends_with("u,u,u"))
+            .map(|l| l.trim_end().trim_end_matches("u,u,u").trim().to_owned())
+            .expect("the imported certificate with its key");
+        let valid = ok(
+            &tool("certutil", &["-V", "-u", "S", "-n", &nick, "-d", &db]),
+            "certutil -V -u S",
+        );
+        assert!(valid.contains("certificate is valid"), "{valid}");
+    }
+
+    // GnuTLS.
+    let password = std::fs::read_to_string(password_file).unwrap();
+    ok(
+        &tool(
+            "certtool",
+            &[
+                "--p12-info",
+                "--inder",
+                "--infile",
+                p12,
+                "--password",
+                password.trim(),
+            ],
+        ),
+        "certtool --p12-info",
+    );
+
+    // S/MIME with the issued key: sign and verify, encrypt and decrypt. OpenSSL 3.0 (Debian 12)
+    // cannot CMS-sign with Ed25519 ("no default digest"), and Ed25519 keys cannot encrypt: for
+    // them, a raw signature made with the key must verify with the certificate's public key.
+    let key = files["key"].as_str().unwrap();
+    let msg = dir.join("msg.txt");
+    std::fs::write(&msg, "Hello from the testbed\r\n").unwrap();
+    let msg = msg.to_str().unwrap();
+    if key_type == "ed25519" {
+        let sig = dir.join("msg.sig");
+        let sig = sig.to_str().unwrap();
+        ok(
+            &tool(
+                "openssl",
+                &[
+                    "pkeyutl", "-sign", "-rawin", "-inkey", key, "-in", msg, "-out", sig,
+                ],
+            ),
+            "openssl pkeyutl -sign",
+        );
+        ok(
+            &tool(
+                "openssl",
+                &[
+                    "pkeyutl", "-verify", "-rawin", "-certin", "-inkey", cert, "-in", msg,
+                    "-sigfile", sig,
+                ],
+            ),
+            "openssl pkeyutl -verify",
+        );
+        return;
+    }
+    let signed = dir.join("signed.p7m");
+    let signed = signed.to_str().unwrap();
+    ok(
+        &tool(
+            "openssl",
+            &[
+                "cms",
+                "-sign",
+                "-signer",
+                cert,
+                "-inkey",
+                key,
+                "-certfile",
+                chain,
+                "-in",
+                msg,
+                "-out",
+                signed,
+                "-nodetach",
+                "-outform",
+                "DER",
+            ],
+        ),
+        "openssl cms -sign",
+    );
+    ok(
+        &tool(
+            "openssl",
+            &[
+                "cms",
+                "-verify",
+                "-CAfile",
+                root,
+                "-purpose",
+                "smimesign",
+                "-in",
+                signed,
+                "-inform",
+                "DER",
+                "-out",
+                "/dev/null",
+            ],
+        ),
+        "openssl cms -verify",
+    );
+    {
+        let enc = dir.join("enc.p7m");
+        let dec = dir.join("dec.txt");
+        ok(
+            &tool(
+                "openssl",
+                &[
+                    "cms",
+                    "-encrypt",
+                    "-aes-256-cbc",
+                    "-in",
+                    msg,
+                    "-out",
+                    enc.to_str().unwrap(),
+                    "-outform",
+                    "DER",
+                    cert,
+                ],
+            ),
+            "openssl cms -encrypt",
+        );
+        ok(
+            &tool(
+                "openssl",
+                &[
+                    "cms",
+                    "-decrypt",
+                    "-in",
+                    enc.to_str().unwrap(),
+                    "-inform",
+                    "DER",
+                    "-inkey",
+                    key,
+                    "-recip",
+                    cert,
+                    "-out",
+                    dec.to_str().unwrap(),
+                ],
+            ),
+            "openssl cms -decrypt",
+        );
+        assert_eq!(std::fs::read(&dec).unwrap(), std::fs::read(msg).unwrap());
+    }
+}
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn obtain_issues_bundles_that_mail_clients_read() -> TestResult {
+    let tb = Testbed::get();
+    let root = tb.var("SMIME_ACME_CA_BUNDLE").to_owned();
+    let cases = [
+        ("staff01@example.test", "rsa2048", "both", "compat"),
+        ("staff02@example.test", "rsa2048", "both", "modern"),
+        ("staff03@example.test", "p256", "both", "compat"),
+        ("staff04@example.test", "p256", "both", "modern"),
+        ("staff05@example.test", "ed25519", "sign", "compat"),
+        ("staff06@example.test", "ed25519", "sign", "modern"),
+    ];
+    for (mailbox, key_type, usage, format) in cases {
+        let state = state_dir(&format!("bundle-{key_type}-{format}"));
+        let cmd = obtain_command(
+            &tb,
+            mailbox,
+            &state,
+            &[
+                "--key-type",
+                key_type,
+                "--usage",
+                usage,
+                "--p12-format",
+                format,
+            ],
+        );
+        let (out, json) = {
+            let _ca = ca_lock();
+            run(cmd)
+        };
+        assert!(
+            out.status.success(),
+            "{mailbox} {key_type} {format}: {}",
+            stderr(&out)
+        );
+        assert_eq!(json["status"], "issued");
+        assert_eq!(json["email"], mailbox);
+        check_bundle(&json, key_type, format, &root);
+    }
+    Ok(())
+}
+
+/// Replies from `mailbox` in the CA's mailbox.
+fn answers_from(tb: &Testbed, mailbox: &str) -> TestResult<usize> {
+    let from = format!("<{mailbox}>");
+    Ok(fetch_all(tb, tb.var("TESTBED_CA_MAILBOX"))?
+        .iter()
+        .filter(|raw| {
+            headers(raw, "From").contains(&from)
+                && headers(raw, "Subject")
+                    .iter()
+                    .any(|s| s.starts_with("Re: ACME: "))
+        })
+        .count())
+}
+
+/// 32 random base64url characters: a plausible token-part1.
+fn token() -> String {
+    let mut bytes = [0u8; 24];
+    smime_acme::acme::jws::random_bytes(&mut bytes).unwrap();
+    smime_acme::acme::jws::b64u(bytes)
+}
+
+/// Waits (up to 30 s) for `path` to exist and satisfy `ready`.
+fn wait_for_file(path: &Path, ready: impl Fn(&str) -> bool, child: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && ready(&text)
+        {
+            return text;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "obtain ended ({status}) before {} was ready",
+                path.display()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never became ready",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn forged_mails_are_not_answered(mailbox: &str, extra: &[&str]) -> TestResult {
+    let tb = Testbed::get();
+    let ca = tb.var("TESTBED_CA_MAILBOX").to_owned();
+    // A genuine mail signed by ca.test, to tamper with later.
+    let genuine_subject = format!("ACME: {}", token());
+    submit(
+        &tb,
+        Security::Tls,
+        &ca,
+        (&ca, mailbox),
+        &message(&ca, mailbox, &genuine_subject, ""),
+    )?;
+    let genuine = crate::testbed::wait_for_message(&tb, mailbox, &genuine_subject)?;
+
+    let state = state_dir(&format!("forged-{mailbox}"));
+    let _ca = ca_lock();
+    let answers_before = answers_from(&tb, mailbox)?;
+    let mut child = obtain_command(&tb, mailbox, &state, extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // The order exists and the CA's mail follows the next request: hold the run there, deliver
+    // the forgeries, and let it go on once they are all in the mailbox, ahead of the real one.
+    wait_for_file(
+        &state.join("pending").join(format!("{mailbox}.json")),
+        |_| true,
+        &mut child,
+    );
+    signal(&child, "STOP");
+    let auto = "Auto-Submitted: auto-generated; type=acme\r\n";
+    let (unsigned, no_auto, tampered, reply, other) = (token(), token(), token(), token(), token());
+    inject_mx(
+        &tb,
+        (&ca, mailbox),
+        &message(&ca, mailbox, &format!("ACME: {unsigned}"), auto),
+    )?;
+    inject_mx(
+        &tb,
+        (&ca, mailbox),
+        &message(&ca, mailbox, &format!("ACME: {no_auto}"), ""),
+    )?;
+    let altered =
+        String::from_utf8_lossy(&genuine).replace(&genuine_subject, &format!("ACME: {tampered}"));
+    inject_mx(&tb, (&ca, mailbox), altered.as_bytes())?;
+    inject_mx(
+        &tb,
+        (&ca, mailbox),
+        &message(&ca, mailbox, &format!("Re: ACME: {reply}"), auto),
+    )?;
+    let bob = "bob@example.test";
+    submit(
+        &tb,
+        Security::Tls,
+        bob,
+        (bob, mailbox),
+        &message(bob, mailbox, &format!("ACME: {other}"), auto),
+    )?;
+    for token in [&unsigned, &no_auto, &tampered, &reply, &other] {
+        crate::testbed::wait_for_message(&tb, mailbox, token)?;
+    }
+    signal(&child, "CONT");
+
+    let out = child.wait_with_output()?;
+    let log = stderr(&out);
+    let answers_after = answers_from(&tb, mailbox)?;
+    assert!(out.status.success(), "obtain failed: {log}");
+    for (what, token) in [
+        ("unsigned", &unsigned),
+        ("no Auto-Submitted", &no_auto),
+        ("tampered", &tampered),
+        ("a reply", &reply),
+        ("another sender", &other),
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("ignored mail") && l.contains(token.as_str())),
+            "the {what} challenge was not judged and ignored:\n{log}"
+        );
+        assert_eq!(
+            replies_for(&tb, token)?,
+            0,
+            "the {what} challenge got an answer"
+        );
+    }
+    assert_eq!(
+        answers_after - answers_before,
+        1,
+        "the real challenge is answered exactly once"
+    );
+    Ok(())
+}
+
+#[test]
+fn forged_challenge_mails_are_not_answered_with_dkim() -> TestResult {
+    forged_mails_are_not_answered("staff07@example.test", &[])
+}
+
+#[test]
+fn forged_challenge_mails_are_not_answered_with_authentication_results() -> TestResult {
+    let tb = Testbed::get();
+    let mode = format!("authentication-results:{}", tb.var("TESTBED_AUTHSERV_ID"));
+    forged_mails_are_not_answered("staff08@example.test", &["--challenge-auth", &mode])
+}
+
+#[test]
+fn a_killed_run_resumes_and_never_answers_twice() -> TestResult {
+    let tb = Testbed::get();
+    let mailbox = "staff09@example.test";
+    let state = state_dir("killed");
+    let _ca = ca_lock();
+    let mut child = obtain_command(&tb, mailbox, &state, &["--key-type", "p256"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let pending = state.join("pending").join(format!("{mailbox}.json"));
+    let text = wait_for_file(&pending, |t| t.contains("\"reply_sent\": true"), &mut child);
+    child.kill()?;
+    child.wait()?;
+    let saved: Value = serde_json::from_str(&text)?;
+    let token = saved["token_part1"]
+        .as_str()
+        .expect("token-part1 saved")
+        .to_owned();
+
+    let (out, json) = run(obtain_command(
+        &tb,
+        mailbox,
+        &state,
+        &["--key-type", "p256"],
+    ));
+    assert!(out.status.success(), "the rerun failed: {}", stderr(&out));
+    assert_eq!(json["status"], "issued");
+    assert_eq!(
+        replies_for(&tb, &token)?,
+        1,
+        "exactly one reply for the challenge"
+    );
+    assert!(
+        !pending.exists(),
+        "the finished issuance is no longer pending"
+    );
+    Ok(())
+}
+
+/// The files under `dir` (recursively).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files_under(&path))
+            } else {
+                out.push(path)
+            }
+        }
+    }
+    out
+}
+
+fn assert_failure(out: &Output, code: i32, needle: &str, state: &Path) {
+    let log = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "exit status; stderr:\n{log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("smime-acme: error: ") && last.contains(needle),
+        "one-line cause with {needle:?}: {log}"
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(json["status"], "error", "JSON on stdout: {json}");
+    let files = files_under(state);
+    assert!(
+        files.iter().all(|f| !f.starts_with(state.join("certs"))),
+        "no certificate files: {files:?}"
+    );
+    assert!(
+        files.iter().all(|f| !f.to_string_lossy().ends_with(".tmp")),
+        "no half-written files: {files:?}"
+    );
+}
+
+#[test]
+fn failures_have_their_exit_codes_and_leave_no_partial_files() -> TestResult {
+    let tb = Testbed::get();
+    let mailbox = "staff10@example.test";
+    let wrong = state_dir("wrong-password").join("wrong.password");
+    std::fs::write(&wrong, "not-the-password\n")?;
+
+    let state = state_dir("wrong-imap-password");
+    let mut args = without(obtain_args(&tb, mailbox, &state, &[]), "--password-file");
+    args.extend(["--password-file".into(), wrong.into_os_string()]);
+    let cmd = command(args);
+    let (out, _) = {
+        let _ca = ca_lock();
+        run(cmd)
+    };
+    assert_failure(&out, 6, "refused the login", &state);
+
+    let state = state_dir("smtp-refuses-auth");
+    let (out, _) = {
+        let _ca = ca_lock();
+        run(obtain_command(
+            &tb,
+            mailbox,
+            &state,
+            &["--smtp-user", "bob@example.test"],
+        ))
+    };
+    assert_failure(&out, 6, "bob@example.test", &state);
+
+    let state = state_dir("ca-unreachable");
+    let mut args = without(obtain_args(&tb, mailbox, &state, &[]), "--server");
+    args.extend(["--server".into(), "https://127.0.0.1:9/directory".into()]);
+    let (out, _) = run(command(args));
+    assert_failure(&out, 8, "cannot reach the CA", &state);
+
+    // Without the test root the CA's certificate is not trusted.
+    let state = state_dir("ca-untrusted");
+    let plain = command(without(
+        obtain_args(&tb, mailbox, &state, &[]),
+        "--ca-bundle",
+    ));
+    let (out, _) = run(plain);
+    assert_failure(&out, 8, "UnknownIssuer", &state);
+    Ok(())
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} failed");
+}
