@@ -38,7 +38,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]
-    #[arg(long, global = true, value_name = "DIR", env = "SMIME_ACME_HOME", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "SMIME_ACME_HOME",
+        hide_env_values = true
+    )]
     pub state_dir: Option<PathBuf>,
     /// Say more (repeat for more detail)
     #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
@@ -73,10 +79,20 @@ pub struct ObtainArgs {
     pub email: String,
 
     /// ACME directory URL of the CA
-    #[arg(long, value_name = "URL", env = "SMIME_ACME_SERVER", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SMIME_ACME_SERVER",
+        hide_env_values = true
+    )]
     pub server: Option<String>,
     /// Extra trusted roots (PEM) for HTTPS, IMAP and SMTP
-    #[arg(long, value_name = "FILE", env = "SMIME_ACME_CA_BUNDLE", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SMIME_ACME_CA_BUNDLE",
+        hide_env_values = true
+    )]
     pub ca_bundle: Option<PathBuf>,
 
     /// IMAP server [default: the address's domain, port by security]

@@ -22,6 +22,7 @@ pub struct Pending {
     /// Where new mail started in each watched folder, noted before the order was created.
     pub marks: BTreeMap<String, Mark>,
     pub authorization_url: Option<String>,
+    pub finalize_url: Option<String>,
     pub challenge_url: Option<String>,
     /// token-part2.
     pub token_part2: Option<String>,

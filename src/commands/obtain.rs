@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::Error;
-use crate::acme::client::AcmeClient;
+use crate::acme::client::{AcmeClient, AcmeError};
 use crate::acme::jws::{self, AccountKey, KeyRef, Signer};
-use crate::acme::types::{Account, Authorization, Identifier, Order, Status};
+use crate::acme::types::{Account, Authorization, Challenge, Identifier, Order, Status};
 use crate::bundle;
 use crate::certificate::{self, Issued};
 use crate::challenge::authenticity::{AuthFailure, ChallengeAuth};
@@ -105,6 +105,7 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
         deadline,
     };
 
+    let mut validated = false;
     loop {
         match pending.next_step() {
             Step::FetchAuthorization => fetch_authorization(&ctx, &mut acme, &mut pending)?,
@@ -126,12 +127,17 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
                     &tls,
                 )?;
             }
-            Step::PostChallenge => post_challenge(&ctx, &mut acme, &mut pending)?,
+            Step::PostChallenge => {
+                // Servers that validate at once say so in the answer: no need to poll.
+                validated = post_challenge(&ctx, &mut acme, &mut pending)? == Status::Valid;
+            }
             Step::AwaitValidation => break,
         }
     }
     mailbox.logout();
-    await_validation(&ctx, &mut acme, &pending)?;
+    if !validated {
+        await_validation(&ctx, &mut acme, &pending)?;
+    }
     let (chain, key_pkcs8) = finalize(&ctx, &mut acme, &mut pending)?;
     let mut outcome = save(&ctx, &chain, &key_pkcs8, &p12_password)?;
     let _ = std::fs::remove_file(&pending_path);
@@ -353,10 +359,12 @@ fn new_order(
     let new_order = acme.directory.new_order.clone();
     let payload = json!({"identifiers": [Identifier::email(&settings.email)]});
     let response = acme.post(key, KeyRef::Kid(account_url), &new_order, Some(&payload))?;
-    let _: Order = response.json(&new_order)?;
+    let order: Order = response.json(&new_order)?;
     pending.order_url = response
         .location
         .ok_or_else(|| Error::Internal("newOrder gave no order URL".into()))?;
+    pending.authorization_url = order.authorizations.first().cloned();
+    pending.finalize_url = Some(order.finalize);
     pending.created = now_unix();
     store::write_json(path, &pending)?;
     out.info(&format!("order {}", pending.order_url));
@@ -368,12 +376,18 @@ fn fetch_authorization(
     acme: &mut AcmeClient,
     pending: &mut Pending,
 ) -> Result<(), Error> {
-    let (order, _) = acme.fetch::<Order>(ctx.key, &pending.account_url, &pending.order_url)?;
-    let authz_url = order
-        .authorizations
-        .first()
-        .cloned()
-        .ok_or_else(|| Error::Internal("the order has no authorization".into()))?;
+    let authz_url = match pending.authorization_url.clone() {
+        Some(url) => url,
+        None => {
+            let (order, _) =
+                acme.fetch::<Order>(ctx.key, &pending.account_url, &pending.order_url)?;
+            order
+                .authorizations
+                .first()
+                .cloned()
+                .ok_or_else(|| Error::Internal("the order has no authorization".into()))?
+        }
+    };
     let (authz, _) = acme.fetch::<Authorization>(ctx.key, &pending.account_url, &authz_url)?;
     pending.authorization_url = Some(authz_url);
     if authz.status == Status::Valid {
@@ -413,19 +427,20 @@ fn post_challenge(
     ctx: &Ctx<'_>,
     acme: &mut AcmeClient,
     pending: &mut Pending,
-) -> Result<(), Error> {
+) -> Result<Status, Error> {
     let url = pending.challenge_url.clone().unwrap_or_default();
     // Saved first: a rerun does not POST twice (a second POST would only ask for a retry).
     pending.challenge_posted = true;
     ctx.save(pending)?;
     ctx.out.phase("telling the CA the challenge is answered");
-    acme.post(
+    let response = acme.post(
         ctx.key,
         KeyRef::Kid(&pending.account_url),
         &url,
         Some(&json!({})),
     )?;
-    Ok(())
+    let challenge: Challenge = response.json(&url)?;
+    Ok(challenge.status)
 }
 
 fn answered_path(ctx: &Ctx<'_>) -> std::path::PathBuf {
@@ -683,26 +698,36 @@ fn finalize(
     // A fresh key of its own: never the account key.
     let key_pair = keys::load(settings.key_type, &pkcs8)?;
     let account = pending.account_url.clone();
+    let csr = keys::csr(
+        &settings.email,
+        settings.key_type,
+        settings.usage,
+        &key_pair,
+    )?;
+    let body = json!({"csr": jws::b64u(csr)});
+    let finalize_url = match pending.finalize_url.clone() {
+        Some(url) => url,
+        None => {
+            acme.fetch::<Order>(ctx.key, &account, &pending.order_url)?
+                .0
+                .finalize
+        }
+    };
+    ctx.out.phase("sending the certificate request");
+    // The order should be ready now; if it is not (or was finalized before a kill), look.
+    let (mut order, mut retry_after) =
+        match acme.post(ctx.key, KeyRef::Kid(&account), &finalize_url, Some(&body)) {
+            Ok(response) => (response.json::<Order>(&finalize_url)?, response.retry_after),
+            Err(AcmeError::Problem(p)) if p.is("orderNotReady") => {
+                let (order, response) =
+                    acme.fetch::<Order>(ctx.key, &account, &pending.order_url)?;
+                (order, response.retry_after)
+            }
+            Err(e) => return Err(e.into()),
+        };
     let mut delay = Duration::from_millis(500);
     loop {
-        let (order, response) = acme.fetch::<Order>(ctx.key, &account, &pending.order_url)?;
         match order.status {
-            Status::Ready => {
-                ctx.out.phase("sending the certificate request");
-                let csr = keys::csr(
-                    &settings.email,
-                    settings.key_type,
-                    settings.usage,
-                    &key_pair,
-                )?;
-                acme.post(
-                    ctx.key,
-                    KeyRef::Kid(&account),
-                    &order.finalize,
-                    Some(&json!({"csr": jws::b64u(csr)})),
-                )?;
-                continue;
-            }
             Status::Valid => {
                 let url = order.certificate.ok_or_else(|| {
                     Error::CaRefused("the valid order has no certificate URL".into())
@@ -712,6 +737,13 @@ fn finalize(
                 let chain = certificate::parse_pem_chain(&response.body)
                     .map_err(|e| Error::CaRefused(e.to_string()))?;
                 return Ok((chain, pkcs8));
+            }
+            Status::Ready => {
+                let response =
+                    acme.post(ctx.key, KeyRef::Kid(&account), &finalize_url, Some(&body))?;
+                order = response.json(&finalize_url)?;
+                retry_after = response.retry_after;
+                continue;
             }
             Status::Pending | Status::Processing => {}
             status => {
@@ -725,8 +757,10 @@ fn finalize(
             }
         }
         ctx.timed_out("the CA did not issue the certificate")?;
-        ctx.sleep(response.retry_after.unwrap_or(delay));
+        ctx.sleep(retry_after.unwrap_or(delay));
         delay = (delay * 2).min(Duration::from_secs(10));
+        let (next, response) = acme.fetch::<Order>(ctx.key, &account, &pending.order_url)?;
+        (order, retry_after) = (next, response.retry_after);
     }
 }
 

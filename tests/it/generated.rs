@@ -10,19 +10,28 @@ use smime_acme::cli::Cli;
 
 fn generated() -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
-    for (shell, name) in [(Shell::Bash, "smime-acme.bash"), (Shell::Zsh, "_smime-acme"), (Shell::Fish, "smime-acme.fish")] {
+    for (shell, name) in [
+        (Shell::Bash, "smime-acme.bash"),
+        (Shell::Zsh, "_smime-acme"),
+        (Shell::Fish, "smime-acme.fish"),
+    ] {
         let mut out = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "smime-acme", &mut out);
         files.push((format!("completions/{name}"), out));
     }
     let command = Cli::command();
     let mut out = Vec::new();
-    clap_mangen::Man::new(command.clone()).render(&mut out).expect("render the man page");
+    clap_mangen::Man::new(command.clone())
+        .render(&mut out)
+        .expect("render the man page");
     files.push(("man/smime-acme.1".to_owned(), out));
     for sub in command.get_subcommands() {
-        let name: &'static str = Box::leak(format!("smime-acme-{}", sub.get_name()).into_boxed_str());
+        let name: &'static str =
+            Box::leak(format!("smime-acme-{}", sub.get_name()).into_boxed_str());
         let mut out = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(name)).render(&mut out).expect("render the man page");
+        clap_mangen::Man::new(sub.clone().name(name))
+            .render(&mut out)
+            .expect("render the man page");
         files.push((format!("man/{name}.1"), out));
     }
     files
