@@ -304,7 +304,10 @@ fn resume(
     let Some(pending) = store::read_json::<Pending>(path)? else {
         return Ok(None);
     };
-    if pending.server != settings.server || pending.email != settings.email {
+    if pending.server != settings.server
+        || pending.email != settings.email
+        || pending.order_url.is_empty()
+    {
         return Ok(None);
     }
     match acme.fetch::<Order>(key, &pending.account_url, &pending.order_url) {
@@ -355,6 +358,8 @@ fn new_order(
     for folder in &settings.folders {
         pending.marks.insert(folder.clone(), mailbox.mark(folder)?);
     }
+    // Saved before the order exists, so that mail arriving from here on counts as new.
+    store::write_json(path, &pending)?;
     out.phase(&format!("ordering a certificate for {}", settings.email));
     let new_order = acme.directory.new_order.clone();
     let payload = json!({"identifiers": [Identifier::email(&settings.email)]});
@@ -480,6 +485,8 @@ fn answer_mail(
     ctx.out
         .phase(&format!("waiting for the challenge mail from {from}"));
     loop {
+        // Every new mail is judged (and a rejection logged) before one is answered.
+        let mut chosen: Option<(String, u32, mail::Accepted)> = None;
         for folder in &settings.folders {
             let mark = pending
                 .marks
@@ -516,26 +523,10 @@ fn answer_mail(
                             "ignored mail {uid} in {folder} ({subject:?}): already answered"
                         ));
                     }
-                    Ok(accepted) => {
-                        ctx.out.info(&format!(
-                            "challenge mail {uid} in {folder} accepted after {} ms",
-                            started.elapsed().as_millis()
-                        ));
-                        // Recorded before the reply goes out: never answered twice, even after a kill.
-                        pending.token_part1 = Some(accepted.token_part1.clone());
-                        pending.answered_message_id = Some(accepted.message_id.clone());
-                        ctx.save(pending)?;
-                        answered.push(accepted.message_id.clone());
-                        let excess = answered.len().saturating_sub(ANSWERED_KEPT);
-                        answered.drain(..excess);
-                        store::write_json(&answered_path(ctx), &answered)?;
-                        send_reply(ctx, submission, pending, &accepted)?;
-                        if let Err(e) = mailbox.mark_seen(folder, uid) {
-                            ctx.out
-                                .warn(&format!("could not mark the challenge mail seen: {e}"));
-                        }
-                        return Ok(());
-                    }
+                    Ok(_) if chosen.is_some() => ctx.out.info(&format!(
+                        "mail {uid} in {folder} is also a valid challenge; only one is answered"
+                    )),
+                    Ok(accepted) => chosen = Some((folder.clone(), uid, accepted)),
                     Err(Rejection::NotAuthentic(AuthFailure::DkimTemporary(reason))) => {
                         ctx.out.warn(&format!(
                             "mail {uid} in {folder}: DKIM key lookup failed ({reason}); will retry"
@@ -547,6 +538,26 @@ fn answer_mail(
                     )),
                 }
             }
+        }
+        if let Some((folder, uid, accepted)) = chosen {
+            ctx.out.info(&format!(
+                "challenge mail {uid} in {folder} accepted after {} ms",
+                started.elapsed().as_millis()
+            ));
+            // Recorded before the reply goes out: never answered twice, even after a kill.
+            pending.token_part1 = Some(accepted.token_part1.clone());
+            pending.answered_message_id = Some(accepted.message_id.clone());
+            ctx.save(pending)?;
+            answered.push(accepted.message_id.clone());
+            let excess = answered.len().saturating_sub(ANSWERED_KEPT);
+            answered.drain(..excess);
+            store::write_json(&answered_path(ctx), &answered)?;
+            send_reply(ctx, submission, pending, &accepted)?;
+            if let Err(e) = mailbox.mark_seen(&folder, uid) {
+                ctx.out
+                    .warn(&format!("could not mark the challenge mail seen: {e}"));
+            }
+            return Ok(());
         }
         if settings.challenge_timing == ChallengeTiming::Auto
             && !pending.challenge_posted

@@ -473,8 +473,9 @@ fn forged_mails_are_not_answered(mailbox: &str, extra: &[&str]) -> TestResult {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    // The order exists and the CA's mail follows the next request: hold the run there, deliver
-    // the forgeries, and let it go on once they are all in the mailbox, ahead of the real one.
+    // The run has noted where new mail starts and is about to order: hold it there, deliver the
+    // forgeries, and let it go on once they are all in the mailbox. Every new mail is judged
+    // before one is answered, so each forgery is judged whenever the real mail arrives.
     wait_for_file(
         &state.join("pending").join(format!("{mailbox}.json")),
         |_| true,
