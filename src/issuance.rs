@@ -34,6 +34,9 @@ pub struct Pending {
     pub answered_message_id: Option<String>,
     /// The reply was accepted by the SMTP server.
     pub reply_sent: bool,
+    /// When it was accepted (Unix milliseconds).
+    #[serde(default)]
+    pub reply_sent_at: Option<u64>,
     /// The challenge was POSTed.
     pub challenge_posted: bool,
     /// The certificate key, written before finalize.

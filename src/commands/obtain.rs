@@ -128,6 +128,7 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
                 )?;
             }
             Step::PostChallenge => {
+                out.info("challenge timing: the reply went out first, now the CA is told");
                 // Servers that validate at once say so in the answer: no need to poll.
                 validated = post_challenge(&ctx, &mut acme, &mut pending)? == Status::Valid;
             }
@@ -145,6 +146,7 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
         let _ = std::fs::remove_file(key_file);
     }
     outcome.json["http_requests"] = json!(acme.requests());
+    outcome.json["reply_sent_at_unix_ms"] = json!(pending.reply_sent_at);
     Ok(outcome)
 }
 
@@ -655,6 +657,10 @@ fn send_reply(
         &reply.to_bytes(),
     )?;
     pending.reply_sent = true;
+    pending.reply_sent_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as u64);
     ctx.save(pending)?;
     ctx.out.info("reply accepted by the SMTP server");
     Ok(())

@@ -378,19 +378,18 @@ fn obtain_issues_bundles_that_mail_clients_read() -> TestResult {
     ];
     for (mailbox, key_type, usage, format) in cases {
         let state = state_dir(&format!("bundle-{key_type}-{format}"));
-        let cmd = obtain_command(
-            &tb,
-            mailbox,
-            &state,
-            &[
-                "--key-type",
-                key_type,
-                "--usage",
-                usage,
-                "--p12-format",
-                format,
-            ],
-        );
+        let copy = state.join("copy.p12");
+        let flags = [
+            "--key-type",
+            key_type,
+            "--usage",
+            usage,
+            "--p12-format",
+            format,
+            "--out",
+        ];
+        let mut cmd = obtain_command(&tb, mailbox, &state, &flags);
+        cmd.arg(&copy);
         let (out, json) = {
             let _ca = ca_lock();
             run(cmd)
@@ -403,7 +402,63 @@ fn obtain_issues_bundles_that_mail_clients_read() -> TestResult {
         assert_eq!(json["status"], "issued");
         assert_eq!(json["email"], mailbox);
         check_bundle(&json, key_type, format, &root);
+        let p12 = json["files"]["p12"].as_str().unwrap();
+        assert_eq!(
+            std::fs::read(&copy)?,
+            std::fs::read(p12)?,
+            "--out holds the same bundle"
+        );
     }
+    Ok(())
+}
+
+#[test]
+fn external_account_binding_with_the_right_key_and_a_wrong_one() -> TestResult {
+    let tb = Testbed::get();
+    let mailbox = "staff12@example.test";
+    let eab = |state: &Path, key_file: &str| {
+        let mut args = without(
+            obtain_args(&tb, mailbox, state, &["--key-type", "p256"]),
+            "--server",
+        );
+        args.extend(
+            [
+                "--server",
+                tb.var("SMIME_ACME_EAB_SERVER"),
+                "--eab-kid",
+                tb.var("TESTBED_EAB_KID"),
+                "--eab-hmac-key-file",
+                key_file,
+            ]
+            .map(OsString::from),
+        );
+        command(args)
+    };
+    // A wrong key: 32 other bytes.
+    let state = state_dir("eab-wrong");
+    let wrong = state.join("wrong.key");
+    std::fs::write(
+        &wrong,
+        format!("{}\n", smime_acme::acme::jws::b64u([7u8; 32])),
+    )?;
+    let (out, _) = run(eab(&state, wrong.to_str().unwrap()));
+    assert_failure(&out, 5, "the CA refused", &state);
+
+    // Without any binding, the CA's demand is named.
+    let state = state_dir("eab-missing");
+    let mut args = without(obtain_args(&tb, mailbox, &state, &[]), "--server");
+    args.extend(["--server".into(), tb.var("SMIME_ACME_EAB_SERVER").into()]);
+    let (out, _) = run(command(args));
+    assert_failure(&out, 2, "external account binding", &state);
+
+    let state = state_dir("eab-right");
+    let (out, json) = run(eab(&state, tb.var("TESTBED_EAB_HMAC_KEY_FILE")));
+    assert!(
+        out.status.success(),
+        "obtain with EAB failed: {}",
+        stderr(&out)
+    );
+    assert_eq!(json["status"], "issued");
     Ok(())
 }
 
