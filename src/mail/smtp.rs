@@ -1,15 +1,17 @@
-//! SMTP submission of the reply (lettre): implicit TLS or STARTTLS with AUTH, or plain on
-//! loopback. The message bytes are built by `challenge::response` and sent unchanged. IO.
+//! SMTP submission of the reply (lettre's SMTP client): implicit TLS or STARTTLS with AUTH, or
+//! plain on loopback. The message bytes are built by `challenge::response` and sent unchanged. IO.
 
-use lettre::Transport;
+use std::time::Duration;
+
 use lettre::address::Envelope;
-use lettre::transport::smtp::SmtpTransport;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, SmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use rustls::pki_types::CertificateDer;
 
 use super::{MailError, Security, Server};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to reach the submission server.
 #[derive(Debug, Clone)]
@@ -22,78 +24,128 @@ pub struct Submission<'a> {
     pub extra_roots: &'a [CertificateDer<'static>],
 }
 
-/// Sends `message` from `from` to `to`.
+/// An authenticated submission session, opened ahead of time so that a reply goes out with
+/// nothing but the message transfer left to do.
+pub struct Sender<'a> {
+    submission: Submission<'a>,
+    connection: Option<SmtpConnection>,
+}
+
+impl std::fmt::Debug for Sender<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("server", &self.submission.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Sender<'a> {
+    /// Connects, secures and logs in.
+    pub fn connect(submission: Submission<'a>) -> Result<Sender<'a>, MailError> {
+        let connection = open(&submission)?;
+        Ok(Sender {
+            submission,
+            connection: Some(connection),
+        })
+    }
+
+    /// Sends `message` from `from` to `to`, once. A session that went stale while waiting is
+    /// replaced first (checked with NOOP); a failure during the transfer is not retried, so a
+    /// message is never sent twice.
+    pub fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Result<(), MailError> {
+        let server = self.submission.server.to_string();
+        let send_err = |reason: String| MailError::Send {
+            server: server.clone(),
+            reason,
+        };
+        let envelope = Envelope::new(
+            Some(
+                from.parse()
+                    .map_err(|e| send_err(format!("sender {from:?}: {e}")))?,
+            ),
+            vec![
+                to.parse()
+                    .map_err(|e| send_err(format!("recipient {to:?}: {e}")))?,
+            ],
+        )
+        .map_err(|e| send_err(e.to_string()))?;
+        let mut connection = match self.connection.take() {
+            Some(mut c) => {
+                if c.test_connected() {
+                    c
+                } else {
+                    open(&self.submission)?
+                }
+            }
+            None => open(&self.submission)?,
+        };
+        let result = connection
+            .send(&envelope, message)
+            .map_err(|e| classify(&self.submission, &e));
+        let _ = connection.quit();
+        result.map(|_| ())
+    }
+}
+
+/// Sends `message` from `from` to `to` in a session of its own.
 pub fn send(
     submission: &Submission<'_>,
     from: &str,
     to: &str,
     message: &[u8],
 ) -> Result<(), MailError> {
+    Sender::connect(submission.clone())?.send(from, to, message)
+}
+
+fn open(submission: &Submission<'_>) -> Result<SmtpConnection, MailError> {
     let server = submission.server.to_string();
-    let send_err = |reason: String| MailError::Send {
+    let connect_err = |reason: String| MailError::Connect {
         server: server.clone(),
         reason,
     };
     let mut params = TlsParameters::builder(submission.server.host.clone());
     for root in submission.extra_roots {
-        let cert = Certificate::from_der(root.to_vec()).map_err(|e| send_err(e.to_string()))?;
+        let cert = Certificate::from_der(root.to_vec()).map_err(|e| connect_err(e.to_string()))?;
         params = params.add_root_certificate(cert);
     }
-    let params = params.build_rustls().map_err(|e| send_err(e.to_string()))?;
-    let tls = match submission.security {
-        Security::Tls => Tls::Wrapper(params),
-        Security::StartTls => Tls::Required(params),
-        Security::Plain => Tls::None,
-    };
-    let helo = from
-        .rsplit_once('@')
-        .map_or("localhost", |(_, d)| d)
-        .to_owned();
-    let transport = SmtpTransport::builder_dangerous(submission.server.host.as_str())
-        .port(submission.server.port)
-        .tls(tls)
-        .hello_name(ClientId::Domain(helo))
-        .credentials(Credentials::new(
-            submission.user.to_owned(),
-            submission.password.to_owned(),
-        ))
-        .timeout(Some(std::time::Duration::from_secs(60)))
-        .build();
-    let envelope = Envelope::new(
-        Some(
-            from.parse()
-                .map_err(|e| send_err(format!("sender {from:?}: {e}")))?,
-        ),
-        vec![
-            to.parse()
-                .map_err(|e| send_err(format!("recipient {to:?}: {e}")))?,
-        ],
-    )
-    .map_err(|e| send_err(e.to_string()))?;
-    transport.send_raw(&envelope, message).map_err(|e| {
-        let auth_refused = e
-            .status()
-            .is_some_and(|code| matches!(u16::from(code), 530 | 534 | 535 | 538));
-        let reason = error_chain(&e);
-        if auth_refused {
-            MailError::Login {
-                server: server.clone(),
-                user: submission.user.to_owned(),
-                reason,
-            }
-        } else if e.is_transient() || e.is_permanent() {
-            MailError::Send {
-                server: server.clone(),
-                reason,
-            }
-        } else {
-            MailError::Connect {
-                server: server.clone(),
-                reason,
-            }
-        }
-    })?;
-    Ok(())
+    let params = params
+        .build_rustls()
+        .map_err(|e| connect_err(e.to_string()))?;
+    let helo = ClientId::Domain(
+        submission
+            .user
+            .rsplit_once('@')
+            .map_or("localhost", |(_, d)| d)
+            .to_owned(),
+    );
+    let address = (submission.server.host.as_str(), submission.server.port);
+    let wrapper = (submission.security == Security::Tls).then_some(&params);
+    let mut connection = SmtpConnection::connect(address, Some(TIMEOUT), &helo, wrapper, None)
+        .map_err(|e| connect_err(error_chain(&e)))?;
+    if submission.security == Security::StartTls {
+        connection
+            .starttls(&params, &helo)
+            .map_err(|e| connect_err(error_chain(&e)))?;
+    }
+    let credentials = Credentials::new(submission.user.to_owned(), submission.password.to_owned());
+    connection
+        .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+        .map_err(|e| MailError::Login {
+            server: server.clone(),
+            user: submission.user.to_owned(),
+            reason: error_chain(&e),
+        })?;
+    Ok(connection)
+}
+
+fn classify(submission: &Submission<'_>, e: &lettre::transport::smtp::Error) -> MailError {
+    let server = submission.server.to_string();
+    let reason = error_chain(e);
+    if e.is_transient() || e.is_permanent() {
+        MailError::Send { server, reason }
+    } else {
+        MailError::Connect { server, reason }
+    }
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
