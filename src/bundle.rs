@@ -699,6 +699,15 @@ fn protection(bytes: &[u8]) -> Result<Protection, BundleError> {
     })
 }
 
+/// The DER inside a PEM private key (the inverse of [`pem_private_key`]).
+pub fn pem_private_key_der(pem: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(pem).ok()?;
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! the pure core (`acme::jws`, `acme::types`, `challenge`, `keys`, `certificate`, `bundle`,
 //! `issuance`). `run` maps every error to the documented exit status, once.
 
+pub mod account;
 pub mod acme;
 pub mod bundle;
 pub mod certificate;

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::Error;
 use crate::acme::client::{AcmeClient, AcmeError};
 use crate::acme::jws::{self, AccountKey, KeyRef, Signer};
-use crate::acme::types::{Account, Authorization, Challenge, Identifier, Order, Status};
+use crate::acme::types::{Authorization, Challenge, Identifier, Order, Status};
 use crate::bundle;
 use crate::certificate::{self, Issued};
 use crate::challenge::authenticity::{AuthFailure, ChallengeAuth};
@@ -26,6 +25,7 @@ use crate::output::Output;
 use crate::secrets;
 use crate::settings::{ChallengeTiming, ObtainSettings};
 use crate::store::{self, Store};
+use crate::{Error, account};
 use rcgen::PublicKeyData;
 
 /// With `challenge-timing = auto`: how long to wait for the mail before POSTing the challenge
@@ -65,7 +65,7 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
 
     out.phase(&format!("contacting the CA at {}", settings.server));
     let mut acme = AcmeClient::connect(&settings.server, Arc::clone(&tls))?;
-    let (key, account_url) = account(&mut acme, &store, settings, out)?;
+    let (key, account_url) = account::load_or_register(&mut acme, &store, settings, out)?;
 
     out.phase(&format!(
         "logging in to {} as {}",
@@ -198,105 +198,6 @@ fn p12_password(settings: &ObtainSettings) -> Result<Option<String>, Error> {
         Ok(value) if !value.is_empty() => Ok(Some(value)),
         _ => Ok(None),
     }
-}
-
-/// Loads or creates the account key for this server, and the account.
-fn account(
-    acme: &mut AcmeClient,
-    store: &Store,
-    settings: &ObtainSettings,
-    out: &Output,
-) -> Result<(AccountKey, String), Error> {
-    let dir = store.account_dir(&settings.server);
-    let key_path = dir.join("account.key");
-    let info_path = dir.join("account.json");
-    let key = match store::read_optional(&key_path, 64 * 1024)? {
-        Some(pem) => {
-            let der = pem_body(&pem).ok_or_else(|| {
-                Error::Internal(format!("{} is not a PEM key", key_path.display()))
-            })?;
-            AccountKey::from_pkcs8(&der)?
-        }
-        None => {
-            let (key, der) = AccountKey::generate()?;
-            store::write_atomic(&key_path, bundle::pem_private_key(&der).as_bytes())?;
-            out.info(&format!("created an account key in {}", key_path.display()));
-            key
-        }
-    };
-    if let Some(info) = store::read_json::<Value>(&info_path)?
-        && let Some(url) = info["url"].as_str()
-    {
-        return Ok((key, url.to_owned()));
-    }
-    let meta = acme.directory.meta.clone();
-    let mut payload = json!({"contact": [format!("mailto:{}", settings.email)]});
-    if let Some(terms) = &meta.terms_of_service {
-        if !settings.agree_tos && !ask_terms(terms) {
-            return Err(Error::Usage(format!(
-                "the CA asks you to agree to its terms of service ({terms}): rerun with --agree-tos"
-            )));
-        }
-        payload["termsOfServiceAgreed"] = json!(true);
-    }
-    let new_account = acme.directory.new_account.clone();
-    match &settings.eab {
-        Some((kid, file)) => {
-            let text = secrets::from_file("external account binding key", file)?;
-            let mac = response::decode_lenient(text.trim()).ok_or_else(|| {
-                Error::Usage(format!(
-                    "{} does not hold a base64url MAC key",
-                    file.display()
-                ))
-            })?;
-            payload["externalAccountBinding"] =
-                jws::external_account_binding(kid, &mac, &key.jwk(), &new_account)?;
-        }
-        None if meta.external_account_required => {
-            return Err(Error::Usage(
-                "the CA requires external account binding: give --eab-kid and --eab-hmac-key-file"
-                    .into(),
-            ));
-        }
-        None => {}
-    }
-    out.phase("registering the ACME account");
-    let response = acme.post(&key, KeyRef::Jwk, &new_account, Some(&payload))?;
-    let account: Account = response.json(&new_account)?;
-    let url = response
-        .location
-        .clone()
-        .ok_or_else(|| Error::Internal("newAccount gave no account URL".into()))?;
-    if account.status != Status::Valid {
-        return Err(Error::Internal(format!(
-            "the new account is {}",
-            account.status
-        )));
-    }
-    store::write_json(&info_path, &json!({"server": settings.server, "url": url}))?;
-    out.info(&format!("account {url}"));
-    Ok((key, url))
-}
-
-fn ask_terms(terms: &str) -> bool {
-    use std::io::{BufRead, IsTerminal, Write};
-    if !std::io::stdin().is_terminal() {
-        return false;
-    }
-    eprint!("Do you agree to the CA's terms of service at {terms}? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    matches!(answer.trim(), "y" | "Y" | "yes")
-}
-
-fn pem_body(pem: &[u8]) -> Option<Vec<u8>> {
-    use base64::Engine;
-    let text = std::str::from_utf8(pem).ok()?;
-    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .ok()
 }
 
 /// The saved issuance, if its order can still be used.
@@ -705,7 +606,9 @@ fn finalize(
 ) -> Result<(Vec<Vec<u8>>, Vec<u8>), Error> {
     let settings = ctx.settings;
     let key_path = ctx.pending_path.with_extension("key.pem");
-    let pkcs8 = match store::read_optional(&key_path, 64 * 1024)?.and_then(|pem| pem_body(&pem)) {
+    let pkcs8 = match store::read_optional(&key_path, 64 * 1024)?
+        .and_then(|pem| bundle::pem_private_key_der(&pem))
+    {
         Some(der) if pending.key_file.is_some() => der,
         _ => {
             ctx.out

@@ -2,6 +2,7 @@
 
 mod cli;
 mod generated;
+mod mailbox;
 mod obtain;
 mod smoke;
 mod testbed;
