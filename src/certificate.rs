@@ -134,7 +134,7 @@ pub fn check(chain: &[Vec<u8>], our_public_key: &[u8], email: &str) -> Result<Is
     let sha256 = ring::digest::digest(&ring::digest::SHA256, &chain[0]);
     Ok(Issued {
         serial,
-        not_after: leaf.validity().not_after.to_datetime().to_string(),
+        not_after: crate::clock::rfc3339(leaf.validity().not_after.timestamp()),
         not_after_unix: leaf.validity().not_after.timestamp(),
         subject: leaf.subject().to_string(),
         issuer: leaf.issuer().to_string(),

@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod certificate;
 pub mod challenge;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod issuance;
 pub mod keys;

@@ -3,6 +3,7 @@
 //! go to stderr. IO: stdout and stderr.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,27 +13,37 @@ pub struct Output {
     verbose: u8,
     quiet: bool,
     json: bool,
-    spinner: Option<ProgressBar>,
+    /// Started by the first phase, so that it never draws over a password prompt.
+    spinner: OnceLock<Option<ProgressBar>>,
 }
 
 impl Output {
     pub fn new(verbose: u8, quiet: bool, json: bool) -> Output {
-        let spinner =
-            (!quiet && !json && verbose == 0 && std::io::stderr().is_terminal()).then(|| {
-                let bar = ProgressBar::new_spinner();
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                bar.enable_steady_tick(Duration::from_millis(120));
-                bar
-            });
         Output {
             verbose,
             quiet,
             json,
-            spinner,
+            spinner: OnceLock::new(),
         }
+    }
+
+    fn spinner(&self) -> Option<&ProgressBar> {
+        self.spinner
+            .get_or_init(|| {
+                let wanted = !self.quiet
+                    && !self.json
+                    && self.verbose == 0
+                    && std::io::stderr().is_terminal();
+                wanted.then(|| {
+                    let bar = ProgressBar::new_spinner();
+                    let style = ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                    bar.set_style(style);
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar
+                })
+            })
+            .as_ref()
     }
 
     pub fn json(&self) -> bool {
@@ -41,7 +52,7 @@ impl Output {
 
     /// The current phase: the spinner's text on a terminal, a log line at -v.
     pub fn phase(&self, text: &str) {
-        if let Some(spinner) = &self.spinner {
+        if let Some(spinner) = self.spinner() {
             spinner.set_message(text.to_owned());
         }
         self.info(text);
@@ -69,7 +80,7 @@ impl Output {
     }
 
     fn line(&self, text: &str) {
-        match &self.spinner {
+        match self.spinner.get().and_then(Option::as_ref) {
             Some(spinner) => spinner.suspend(|| eprintln!("smime-acme: {text}")),
             None => eprintln!("smime-acme: {text}"),
         }
@@ -77,7 +88,7 @@ impl Output {
 
     /// Ends the spinner.
     pub fn finish(&self) {
-        if let Some(spinner) = &self.spinner {
+        if let Some(spinner) = self.spinner.get().and_then(Option::as_ref) {
             spinner.finish_and_clear();
         }
     }

@@ -91,7 +91,7 @@ pub struct Reply<'a> {
     pub in_reply_to: &'a str,
     /// Our Message-ID, without angle brackets.
     pub message_id: &'a str,
-    /// The RFC 5322 date, e.g. from [`rfc5322_date`].
+    /// The RFC 5322 date, e.g. from [`crate::clock::rfc5322`].
     pub date: &'a str,
     /// The response digest.
     pub digest: &'a str,
@@ -128,34 +128,6 @@ impl Reply<'_> {
         )
         .into_bytes()
     }
-}
-
-/// An RFC 5322 date in UTC for a Unix time, e.g. `Sat, 28 Nov 2026 15:01:54 +0000`.
-pub fn rfc5322_date(unix_seconds: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = unix_seconds / 86_400;
-    let secs = unix_seconds % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm), unsigned form.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{}, {day} {} {year} {:02}:{:02}:{:02} +0000",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }
 
 #[cfg(test)]
@@ -245,7 +217,7 @@ mod tests {
             token_part1: PART1,
             in_reply_to: "A2299BB.FF7788@example.org",
             message_id: "r1.abc@example.test",
-            date: &rfc5322_date(1_795_878_114),
+            date: &crate::clock::rfc5322(1_795_878_114),
             digest: "AjXW0h9_4YMP6Sv-9tKQNUrapI0us7ayBn0nCGOkUsk",
         };
         let expected = "From: <alice@example.test>\r\n\
@@ -264,15 +236,5 @@ mod tests {
             AjXW0h9_4YMP6Sv-9tKQNUrapI0us7ayBn0nCGOkUsk\r\n\
             -----END ACME RESPONSE-----\r\n";
         assert_eq!(String::from_utf8(reply.to_bytes()).unwrap(), expected);
-    }
-
-    #[test]
-    fn dates_are_rfc5322() {
-        assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
-        assert_eq!(
-            rfc5322_date(1_607_159_335),
-            "Sat, 5 Dec 2020 09:08:55 +0000"
-        );
     }
 }

@@ -547,7 +547,7 @@ fn send_reply(
     jws::random_bytes(&mut random)?;
     let domain = mail::domain_of(&settings.email);
     let message_id = format!("{}.{}@{domain}", now_unix(), jws::b64u(random));
-    let date = response::rfc5322_date(now_unix());
+    let date = crate::clock::rfc5322(now_unix());
     let reply = Reply {
         from: &settings.email,
         to: &accepted.reply_to,
