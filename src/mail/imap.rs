@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imap::extensions::idle::{SetReadTimeout, WaitOutcome};
 use rustls::pki_types::ServerName;
@@ -15,47 +15,78 @@ use crate::challenge::mail::MAX_MAIL_BYTES;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The connection under an IMAP session: TLS or (loopback only) plain.
+/// The connection under an IMAP session: TLS or (loopback only) plain, with an optional
+/// deadline for reads. IDLE sets the deadline; servers that send keep-alive lines more often than
+/// the IDLE timeout (Dovecot's "* OK Still here") can then not hold a wait open past it.
 #[derive(Debug)]
-pub enum Stream {
+pub struct Stream {
+    kind: StreamKind,
+    deadline: Option<Instant>,
+}
+
+#[derive(Debug)]
+enum StreamKind {
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
     Plain(TcpStream),
 }
 
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match &self.kind {
+            StreamKind::Tls(s) => &s.sock,
+            StreamKind::Plain(s) => s,
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Tls(s) => s.read(buf),
-            Stream::Plain(s) => s.read(buf),
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            self.tcp().set_read_timeout(Some(left))?;
+        }
+        match &mut self.kind {
+            StreamKind::Tls(s) => s.read(buf),
+            StreamKind::Plain(s) => s.read(buf),
         }
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Tls(s) => s.write(buf),
-            Stream::Plain(s) => s.write(buf),
+        match &mut self.kind {
+            StreamKind::Tls(s) => s.write(buf),
+            StreamKind::Plain(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Tls(s) => s.flush(),
-            Stream::Plain(s) => s.flush(),
+        match &mut self.kind {
+            StreamKind::Tls(s) => s.flush(),
+            StreamKind::Plain(s) => s.flush(),
         }
     }
 }
 
 impl SetReadTimeout for Stream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> imap::Result<()> {
-        let tcp = match self {
-            Stream::Tls(s) => &s.sock,
-            Stream::Plain(s) => s,
-        };
-        // IDLE restores "no timeout" afterwards; keep a bound on every other read.
-        tcp.set_read_timeout(timeout.or(Some(IO_TIMEOUT)))
+        // IDLE sets a timeout and restores "none" afterwards; keep a bound on every other read.
+        self.deadline = timeout.map(|t| Instant::now() + t);
+        self.tcp()
+            .set_read_timeout(Some(timeout.unwrap_or(IO_TIMEOUT)))
             .map_err(imap::Error::Io)
+    }
+}
+
+impl From<StreamKind> for Stream {
+    fn from(kind: StreamKind) -> Stream {
+        Stream {
+            kind,
+            deadline: None,
+        }
     }
 }
 
@@ -114,17 +145,19 @@ pub fn connect(
     match security {
         Security::Tls => {
             let stream = tls_wrap(tcp, &server.host, tls).map_err(|e| err(e.to_string()))?;
-            let mut client = imap::Client::new(Stream::Tls(Box::new(stream)));
+            let mut client = imap::Client::new(Stream::from(StreamKind::Tls(Box::new(stream))));
             client.read_greeting().map_err(|e| err(e.to_string()))?;
             Ok(client)
         }
         Security::StartTls => {
             starttls(&tcp).map_err(err)?;
             let stream = tls_wrap(tcp, &server.host, tls).map_err(|e| err(e.to_string()))?;
-            Ok(imap::Client::new(Stream::Tls(Box::new(stream))))
+            Ok(imap::Client::new(Stream::from(StreamKind::Tls(Box::new(
+                stream,
+            )))))
         }
         Security::Plain => {
-            let mut client = imap::Client::new(Stream::Plain(tcp));
+            let mut client = imap::Client::new(Stream::from(StreamKind::Plain(tcp)));
             client.read_greeting().map_err(|e| err(e.to_string()))?;
             Ok(client)
         }

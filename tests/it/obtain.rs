@@ -743,3 +743,85 @@ fn signal(child: &Child, name: &str) {
         .expect("kill runs");
     assert!(status.success(), "kill -{name} failed");
 }
+
+/// The fault-injecting CA of `tests/fake/mail_on_post_ca.py`: sends the challenge mail only when
+/// the challenge is POSTed. Stopped when dropped.
+struct MailOnPostCa(Child, String);
+
+impl MailOnPostCa {
+    fn start() -> MailOnPostCa {
+        use std::io::BufRead;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let python = root.join("target/testbed-venv/bin/python");
+        let env_file = crate::testbed::state_dir().join("testbed.env");
+        let mut child = Command::new(&python)
+            .arg(root.join("tests/fake/mail_on_post_ca.py"))
+            .arg(env_file)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} ({e}): run `sudo tests/testbed/install`",
+                    python.display()
+                )
+            });
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("the fake CA prints its port");
+        let url = format!("https://127.0.0.1:{}/directory", line.trim());
+        MailOnPostCa(child, url)
+    }
+}
+
+impl Drop for MailOnPostCa {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_ca_that_mails_only_after_the_challenge_post() -> TestResult {
+    let tb = Testbed::get();
+    let _ca = ca_lock();
+    let ca = MailOnPostCa::start();
+    let mailbox = "staff20@example.test";
+    let with_server = |state: &Path, timing: &str| {
+        let mut args = without(
+            obtain_args(
+                &tb,
+                mailbox,
+                state,
+                &["--key-type", "p256", "--challenge-timing", timing],
+            ),
+            "--server",
+        );
+        args.extend(["--server".into(), OsString::from(&ca.1)]);
+        command(args)
+    };
+
+    // The per-server setting: tell the CA first.
+    let state = state_dir("mail-on-post-first");
+    let (out, json) = run(with_server(&state, "post-first"));
+    let log = stderr(&out);
+    assert!(out.status.success(), "post-first failed: {log}");
+    assert_eq!(json["status"], "issued");
+    assert!(
+        log.contains("post-first: telling the CA before the mail arrives"),
+        "{log}"
+    );
+
+    // The automatic default: no mail comes, so after the first wait the CA is told, and the
+    // mail that follows is answered.
+    let state = state_dir("mail-on-post-auto");
+    let (out, json) = run(with_server(&state, "auto"));
+    let log = stderr(&out);
+    assert!(out.status.success(), "auto failed: {log}");
+    assert_eq!(json["status"], "issued");
+    assert!(
+        log.contains("no challenge mail after 15s: telling the CA now"),
+        "{log}"
+    );
+    Ok(())
+}

@@ -9,15 +9,7 @@ use crate::testbed::{
 };
 
 const ALICE: &str = "alice@example.test";
-/// Headers RFC 8823 wants covered by the challenge mail's signature.
-const REQUIRED_SIGNED: [&str; 6] = [
-    "from",
-    "subject",
-    "to",
-    "date",
-    "message-id",
-    "auto-submitted",
-];
+use smime_acme::challenge::authenticity::REQUIRED_SIGNED;
 
 #[test]
 fn imap_login_as_alice_over_starttls_and_imaps() -> TestResult {

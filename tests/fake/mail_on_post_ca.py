@@ -1,0 +1,189 @@
+"""A fault-injecting ACME CA for the tests: it sends the RFC 8823 challenge mail only when the
+client POSTs the challenge, as some CAs do. acme2certifier, the testbed's real CA, sends the mail
+when the authorization is fetched and cannot be made to wait, so this stand-in exists only to
+test the other timing. It is not a CA to learn from: it checks no JWS signature, serves one
+order at a time, and implements only what `smime-acme obtain` uses. Everything around it is
+real: the mail goes out through the testbed's submission server as acme@ca.test (so it is
+DKIM-signed and Auto-Submitted), the reply is read from acme@ca.test over IMAPS, and the
+certificate is signed by the testbed's issuing CA.
+
+Run: python mail_on_post_ca.py TESTBED_ENV_FILE; prints the port it listens on (127.0.0.1).
+"""
+import base64
+import datetime
+import email
+import hashlib
+import imaplib
+import json
+import os
+import secrets
+import smtplib
+import ssl
+import sys
+import threading
+import time
+from email.utils import formatdate, make_msgid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+ENV = dict(line.split("=", 1) for line in open(sys.argv[1]).read().splitlines() if line and not line.startswith("#"))
+PKI = os.path.join(ENV["TESTBED_STATE"], "pki")
+CA_MAILBOX = ENV["TESTBED_CA_MAILBOX"]
+CA_PASSWORD = open(os.path.join(ENV["TESTBED_PASSWORDS"], CA_MAILBOX + ".password")).read().strip()
+TLS = ssl.create_default_context(cafile=ENV["SMIME_ACME_CA_BUNDLE"])
+STATE = {}
+LOCK = threading.Lock()
+
+
+def b64u(data):
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def b64u_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def thumbprint(jwk):
+    members = {k: jwk[k] for k in ("crv", "kty", "x", "y") if k in jwk}
+    return b64u(hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest())
+
+
+def send_challenge(address, token1):
+    host, port = ENV["TESTBED_SUBMISSIONS"].rsplit(":", 1)
+    message = (f"From: {CA_MAILBOX}\r\nTo: {address}\r\nSubject: ACME: {token1}\r\n"
+               f"Date: {formatdate()}\r\nMessage-ID: {make_msgid(domain='ca.test')}\r\n"
+               "Content-Type: text/plain; charset=us-ascii\r\n\r\nAn ACME challenge, sent on POST.\r\n")
+    with smtplib.SMTP_SSL(host, int(port), context=TLS) as smtp:
+        smtp.login(CA_MAILBOX, CA_PASSWORD)
+        smtp.sendmail(CA_MAILBOX, [address], message.encode())
+
+
+def validate(token1, token2, thumb):
+    """Polls the CA mailbox for the reply and checks its digest."""
+    expected = b64u(hashlib.sha256(f"{token1}{token2}.{thumb}".encode()).digest())
+    host, port = ENV["TESTBED_IMAPS"].rsplit(":", 1)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        imap = imaplib.IMAP4_SSL(host, int(port), ssl_context=TLS)
+        imap.login(CA_MAILBOX, CA_PASSWORD)
+        imap.select("INBOX", readonly=True)
+        _, data = imap.search(None, "SUBJECT", f'"ACME: {token1}"')
+        for num in data[0].split():
+            _, parts = imap.fetch(num, "(BODY.PEEK[])")
+            reply = email.message_from_bytes(parts[0][1])
+            if not str(reply["Subject"]).startswith("Re: "):
+                continue
+            body = reply.get_payload(decode=True).decode()
+            block = body.split("-----BEGIN ACME RESPONSE-----")[1].split("-----END ACME RESPONSE-----")[0]
+            with LOCK:
+                STATE["status"] = "valid" if "".join(block.split()) == expected else "invalid"
+            imap.logout()
+            return
+        imap.logout()
+        time.sleep(0.3)
+    with LOCK:
+        STATE["status"] = "invalid"
+
+
+def issue(csr_der):
+    csr = x509.load_der_x509_csr(csr_der)
+    issuer_cert = x509.load_pem_x509_certificate(open(os.path.join(PKI, "issuing.crt"), "rb").read())
+    issuer_key = serialization.load_pem_private_key(open(os.path.join(PKI, "issuing.key"), "rb").read(), None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(issuer_cert.subject)
+               .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))
+    for ext in csr.extensions:
+        builder = builder.add_extension(ext.value, critical=ext.critical)
+    leaf = builder.sign(issuer_key, hashes.SHA256())
+    return leaf.public_bytes(serialization.Encoding.PEM) + issuer_cert.public_bytes(serialization.Encoding.PEM)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def base(self):
+        return f"https://127.0.0.1:{self.server.server_address[1]}"
+
+    def answer(self, code, body=None, location=None, ctype="application/json"):
+        data = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
+        self.send_response(code)
+        self.send_header("Replay-Nonce", secrets.token_urlsafe(16))
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        if location:
+            self.send_header("Location", location)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        b = self.base()
+        self.answer(200, {"newNonce": f"{b}/nonce", "newAccount": f"{b}/account", "newOrder": f"{b}/order",
+                          "revokeCert": f"{b}/revoke", "keyChange": f"{b}/key-change"})
+
+    def do_HEAD(self):
+        self.answer(200, b"")
+
+    def order(self):
+        b = self.base()
+        body = {"status": STATE["order"], "identifiers": [{"type": "email", "value": STATE["email"]}],
+                "authorizations": [f"{b}/authz"], "finalize": f"{b}/finalize"}
+        if STATE["order"] == "valid":
+            body["certificate"] = f"{b}/cert"
+        return body
+
+    def do_POST(self):
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        protected = json.loads(b64u_decode(request["protected"]))
+        payload = json.loads(b64u_decode(request["payload"])) if request["payload"] else None
+        b = self.base()
+        with LOCK:
+            if self.path == "/account":
+                STATE["thumb"] = thumbprint(protected["jwk"])
+                return self.answer(201, {"status": "valid"}, location=f"{b}/account/1")
+            if self.path == "/order":
+                STATE.update(email=payload["identifiers"][0]["value"], order="pending", status="pending",
+                             token1=b64u(secrets.token_bytes(24)), token2=b64u(secrets.token_bytes(16)), mailed=False)
+                return self.answer(201, self.order(), location=f"{b}/order/1")
+            if self.path == "/order/1":
+                if STATE["order"] == "pending" and STATE["status"] == "valid":
+                    STATE["order"] = "ready"
+                return self.answer(200, self.order())
+            challenge = {"type": "email-reply-00", "url": f"{b}/challenge", "token": STATE["token2"],
+                         "from": CA_MAILBOX, "status": STATE["status"]}
+            if self.path == "/authz":
+                return self.answer(200, {"status": STATE["status"], "identifier": {"type": "email", "value": STATE["email"]},
+                                         "challenges": [challenge]})
+            if self.path == "/challenge":
+                if not STATE["mailed"]:
+                    STATE["mailed"] = True
+                    STATE["status"] = challenge["status"] = "processing"
+                    send_challenge(STATE["email"], STATE["token1"])
+                    threading.Thread(target=validate, args=(STATE["token1"], STATE["token2"], STATE["thumb"]), daemon=True).start()
+                return self.answer(200, challenge)
+            if self.path == "/finalize":
+                if STATE["status"] != "valid":
+                    return self.answer(403, {"type": "urn:ietf:params:acme:error:orderNotReady", "detail": "not validated"})
+                STATE["chain"] = issue(b64u_decode(payload["csr"]))
+                STATE["order"] = "valid"
+                return self.answer(200, self.order())
+            if self.path == "/cert":
+                return self.answer(200, STATE["chain"], ctype="application/pem-certificate-chain")
+        self.answer(404, {"type": "urn:ietf:params:acme:error:malformed", "detail": f"no {self.path}"})
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(os.path.join(PKI, "server.crt"), os.path.join(PKI, "server.key"))
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
