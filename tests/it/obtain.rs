@@ -825,3 +825,40 @@ fn a_ca_that_mails_only_after_the_challenge_post() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn the_mailbox_is_reconnected_after_the_server_drops_the_connection() -> TestResult {
+    let tb = Testbed::get();
+    let _ca = ca_lock();
+    let ca = MailOnPostCa::start();
+    let mailbox = "staff19@example.test";
+    let state = state_dir("imap-dropped");
+    let mut args = without(
+        obtain_args(&tb, mailbox, &state, &["--key-type", "p256"]),
+        "--server",
+    );
+    args.extend(["--server".into(), OsString::from(&ca.1)]);
+    let mut child = command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // The run waits for a mail that comes only after its early POST, some 15 s on; meanwhile the
+    // IMAP server drops every connection of the mailbox.
+    wait_for_file(
+        &state.join("pending").join(format!("{mailbox}.json")),
+        |t| t.contains("challenge_url\": \"https"),
+        &mut child,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let conf = crate::testbed::state_dir().join("dovecot/dovecot.conf");
+    let kick = tool("doveadm", &["-c", conf.to_str().unwrap(), "kick", mailbox]);
+    assert!(kick.status.success(), "doveadm kick: {}", stderr_of(&kick));
+    let out = child.wait_with_output()?;
+    let log = stderr(&out);
+    assert!(out.status.success(), "obtain failed after the drop: {log}");
+    assert!(
+        log.contains("reconnecting"),
+        "the drop was noticed and the mailbox reopened: {log}"
+    );
+    Ok(())
+}
