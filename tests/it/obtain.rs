@@ -862,3 +862,32 @@ fn the_mailbox_is_reconnected_after_the_server_drops_the_connection() -> TestRes
     );
     Ok(())
 }
+
+#[test]
+fn a_server_without_idle_is_polled() -> TestResult {
+    let tb = Testbed::get();
+    let _ca = ca_lock();
+    let ca = MailOnPostCa::start();
+    let mailbox = "staff18@example.test";
+    let state = state_dir("no-idle");
+    // The mail comes only after the early POST, so the run waits past its fast first checks.
+    let mut args = without(
+        without(
+            obtain_args(&tb, mailbox, &state, &["-v", "--key-type", "p256"]),
+            "--server",
+        ),
+        "--imap",
+    );
+    args.extend([
+        "--server".into(),
+        OsString::from(&ca.1),
+        "--imap".into(),
+        tb.var("TESTBED_IMAPS_NO_IDLE").into(),
+    ]);
+    let (out, json) = run(command(args));
+    let log = stderr(&out);
+    assert!(out.status.success(), "obtain without IDLE failed: {log}");
+    assert_eq!(json["status"], "issued");
+    assert!(log.contains("IMAP server does not offer IDLE"), "{log}");
+    Ok(())
+}
