@@ -71,6 +71,13 @@ fn without(args: Vec<OsString>, flag: &str) -> Vec<OsString> {
     out
 }
 
+/// `args` with `flag` set to `value` instead.
+fn with_flag(args: Vec<OsString>, flag: &str, value: impl Into<OsString>) -> Vec<OsString> {
+    let mut args = without(args, flag);
+    args.extend([flag.into(), value.into()]);
+    args
+}
+
 /// The smime-acme binary with `args`, and none of the user's SMIME_ACME_* settings.
 pub fn command(args: Vec<OsString>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_smime-acme"));
@@ -417,14 +424,13 @@ fn external_account_binding_with_the_right_key_and_a_wrong_one() -> TestResult {
     let tb = Testbed::get();
     let mailbox = "staff12@example.test";
     let eab = |state: &Path, key_file: &str| {
-        let mut args = without(
+        let mut args = with_flag(
             obtain_args(&tb, mailbox, state, &["--key-type", "p256"]),
             "--server",
+            tb.var("SMIME_ACME_EAB_SERVER"),
         );
         args.extend(
             [
-                "--server",
-                tb.var("SMIME_ACME_EAB_SERVER"),
                 "--eab-kid",
                 tb.var("TESTBED_EAB_KID"),
                 "--eab-hmac-key-file",
@@ -446,8 +452,11 @@ fn external_account_binding_with_the_right_key_and_a_wrong_one() -> TestResult {
 
     // Without any binding, the CA's demand is named.
     let state = state_dir("eab-missing");
-    let mut args = without(obtain_args(&tb, mailbox, &state, &[]), "--server");
-    args.extend(["--server".into(), tb.var("SMIME_ACME_EAB_SERVER").into()]);
+    let args = with_flag(
+        obtain_args(&tb, mailbox, &state, &[]),
+        "--server",
+        tb.var("SMIME_ACME_EAB_SERVER"),
+    );
     let (out, _) = run(command(args));
     assert_failure(&out, 2, "external account binding", &state);
 
@@ -697,8 +706,11 @@ fn failures_have_their_exit_codes_and_leave_no_partial_files() -> TestResult {
     std::fs::write(&wrong, "not-the-password\n")?;
 
     let state = state_dir("wrong-imap-password");
-    let mut args = without(obtain_args(&tb, mailbox, &state, &[]), "--password-file");
-    args.extend(["--password-file".into(), wrong.into_os_string()]);
+    let args = with_flag(
+        obtain_args(&tb, mailbox, &state, &[]),
+        "--password-file",
+        wrong.into_os_string(),
+    );
     let cmd = command(args);
     let (out, _) = {
         let _ca = ca_lock();
@@ -719,8 +731,11 @@ fn failures_have_their_exit_codes_and_leave_no_partial_files() -> TestResult {
     assert_failure(&out, 6, "bob@example.test", &state);
 
     let state = state_dir("ca-unreachable");
-    let mut args = without(obtain_args(&tb, mailbox, &state, &[]), "--server");
-    args.extend(["--server".into(), "https://127.0.0.1:9/directory".into()]);
+    let args = with_flag(
+        obtain_args(&tb, mailbox, &state, &[]),
+        "--server",
+        "https://127.0.0.1:9/directory",
+    );
     let (out, _) = run(command(args));
     assert_failure(&out, 8, "cannot reach the CA", &state);
 
@@ -788,7 +803,7 @@ fn a_ca_that_mails_only_after_the_challenge_post() -> TestResult {
     let ca = MailOnPostCa::start();
     let mailbox = "staff20@example.test";
     let with_server = |state: &Path, timing: &str| {
-        let mut args = without(
+        let args = with_flag(
             obtain_args(
                 &tb,
                 mailbox,
@@ -796,8 +811,8 @@ fn a_ca_that_mails_only_after_the_challenge_post() -> TestResult {
                 &["--key-type", "p256", "--challenge-timing", timing],
             ),
             "--server",
+            &ca.1,
         );
-        args.extend(["--server".into(), OsString::from(&ca.1)]);
         command(args)
     };
 
@@ -833,11 +848,11 @@ fn the_mailbox_is_reconnected_after_the_server_drops_the_connection() -> TestRes
     let ca = MailOnPostCa::start();
     let mailbox = "staff19@example.test";
     let state = state_dir("imap-dropped");
-    let mut args = without(
+    let args = with_flag(
         obtain_args(&tb, mailbox, &state, &["--key-type", "p256"]),
         "--server",
+        &ca.1,
     );
-    args.extend(["--server".into(), OsString::from(&ca.1)]);
     let mut child = command(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -871,19 +886,12 @@ fn a_server_without_idle_is_polled() -> TestResult {
     let mailbox = "staff18@example.test";
     let state = state_dir("no-idle");
     // The mail comes only after the early POST, so the run waits past its fast first checks.
-    let mut args = without(
-        without(
-            obtain_args(&tb, mailbox, &state, &["-v", "--key-type", "p256"]),
-            "--server",
-        ),
+    let args = obtain_args(&tb, mailbox, &state, &["-v", "--key-type", "p256"]);
+    let args = with_flag(
+        with_flag(args, "--server", &ca.1),
         "--imap",
+        tb.var("TESTBED_IMAPS_NO_IDLE"),
     );
-    args.extend([
-        "--server".into(),
-        OsString::from(&ca.1),
-        "--imap".into(),
-        tb.var("TESTBED_IMAPS_NO_IDLE").into(),
-    ]);
     let (out, json) = run(command(args));
     let log = stderr(&out);
     assert!(out.status.success(), "obtain without IDLE failed: {log}");
