@@ -31,9 +31,6 @@ pub enum CertError {
 pub struct Issued {
     pub serial: String,
     pub not_after: String,
-    /// Unix time of notAfter.
-    pub not_after_unix: i64,
-    pub subject: String,
     pub issuer: String,
     pub sha256: String,
 }
@@ -135,8 +132,6 @@ pub fn check(chain: &[Vec<u8>], our_public_key: &[u8], email: &str) -> Result<Is
     Ok(Issued {
         serial,
         not_after: crate::clock::rfc3339(leaf.validity().not_after.timestamp()),
-        not_after_unix: leaf.validity().not_after.timestamp(),
-        subject: leaf.subject().to_string(),
         issuer: leaf.issuer().to_string(),
         sha256: sha256
             .as_ref()

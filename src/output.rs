@@ -46,10 +46,6 @@ impl Output {
             .as_ref()
     }
 
-    pub fn json(&self) -> bool {
-        self.json
-    }
-
     /// The current phase: the spinner's text on a terminal, a log line at -v.
     pub fn phase(&self, text: &str) {
         if let Some(spinner) = self.spinner() {

@@ -16,7 +16,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -197,11 +197,6 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Sto
     write_atomic(path, &bytes)
 }
 
-/// Whether a file is private to its owner (no group or other bits).
-pub fn is_private(path: &Path) -> bool {
-    fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0)
-}
-
 /// A file-name-safe form of an address or host: keeps letters, digits and `@._+-`.
 pub fn safe_name(text: &str) -> String {
     text.chars()
@@ -235,6 +230,7 @@ fn server_id(directory_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn temp() -> PathBuf {
         let dir = std::env::temp_dir().join(format!(

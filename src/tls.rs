@@ -43,21 +43,16 @@ pub fn load_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError
     Ok(certs)
 }
 
-/// A client configuration trusting the system's roots and the certificates of `extra_bundle`.
-pub fn client_config(extra_bundle: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+/// A client configuration trusting the system's roots and `extra_roots` (from [`load_bundle`]).
+pub fn client_config(extra_roots: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    if let Some(path) = extra_bundle {
-        let (added, _) = roots.add_parsable_certificates(load_bundle(path)?);
-        if added == 0 {
-            return Err(TlsError::Empty(path.to_owned()));
-        }
-    }
+    roots.add_parsable_certificates(extra_roots.iter().cloned());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports TLS 1.2 and 1.3")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Arc::new(config)
 }

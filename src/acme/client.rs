@@ -36,7 +36,6 @@ pub struct Response {
     pub status: u16,
     pub location: Option<String>,
     pub retry_after: Option<Duration>,
-    pub content_type: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -136,15 +135,6 @@ impl AcmeClient {
         Ok((response.json(url)?, response))
     }
 
-    /// An unauthenticated GET (ARI renewalInfo).
-    pub fn get(&mut self, url: &str) -> Result<Response, AcmeError> {
-        let response = self.send(self.http.get(url), url)?;
-        if response.status >= 400 {
-            return Err(self.error(url, &response));
-        }
-        Ok(response)
-    }
-
     fn new_nonce(&mut self) -> Result<String, AcmeError> {
         let url = self.directory.new_nonce.clone();
         let response = self.send(self.http.head(&url), &url)?;
@@ -179,7 +169,6 @@ impl AcmeClient {
             location: header("Location"),
             retry_after: header("Retry-After")
                 .and_then(|v| parse_retry_after(&v, SystemTime::now())),
-            content_type: header("Content-Type"),
             body: Vec::new(),
         };
         response

@@ -52,11 +52,11 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
     let deadline = Instant::now() + settings.timeout;
     let store = Store::new(&settings.state_dir);
     let _lock = store.lock(&settings.email)?;
-    let tls = crate::tls::client_config(settings.ca_bundle.as_deref())?;
     let extra_roots = match &settings.ca_bundle {
         Some(path) => crate::tls::load_bundle(path)?,
         None => Vec::new(),
     };
+    let tls = crate::tls::client_config(&extra_roots);
     let password = secrets::mail_password(&settings.password, &settings.imap_user)?;
     let p12_password = p12_password(settings)?;
     if settings.challenge_auth == ChallengeAuth::None {
