@@ -7,26 +7,38 @@ use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine as _;
-use p12_keystore::{
-    Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, Pkcs12Archive,
-    PrivateKey, PrivateKeyChain,
-};
+use cbc::cipher::{BlockModeEncrypt as _, KeyIvInit as _, block_padding::Pkcs7};
+use der::Encode as _;
+use der::asn1::{BmpString, ObjectIdentifier, OctetString, SetOfVec};
+use p12_keystore::Pkcs12Archive;
+use pkcs12::cms::cert::x509::attr::{Attribute, Attributes};
+use pkcs12::cms::cert::x509::spki::AlgorithmIdentifierOwned;
+use pkcs12::cms::content_info::{CmsVersion, ContentInfo};
+use pkcs12::cms::encrypted_data::EncryptedData;
+use pkcs12::cms::enveloped_data::EncryptedContentInfo;
+use pkcs12::kdf::{Pkcs12KeyType, derive_key_utf8};
+use pkcs12::pbe_params::{EncryptedPrivateKeyInfo, Pkcs12PbeParams};
+use pkcs12::pfx::{Pfx, Version};
+use pkcs12::{CertBag, DigestInfo, MacData, SafeBag};
 use rcgen::{KeyPair, PublicKeyData as _};
 use ring::rand::{SecureRandom, SystemRandom};
+use sha1::Sha1;
+use sha2::Sha256;
 use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 /// Iterations of the password-based key derivation, for both the bag encryption and the MAC,
-/// in both profiles. p12-keystore has no "compat" preset: it takes whatever count it is given,
-/// and refuses more than 1 000 000 when reading. Windows refuses more than 600 000, OpenSSL 3
-/// writes 2048; 100 000 is well inside every reader's range and still costs a guesser
-/// something.
+/// in both profiles. Windows refuses more than 600 000, p12-keystore (which re-reads the file)
+/// more than 1 000 000, OpenSSL 3 writes 2048; 100 000 is well inside every reader's range and
+/// still costs a guesser something.
 pub const ITERATIONS: u32 = 100_000;
 const _: () = assert!(
     ITERATIONS <= 600_000,
     "Windows refuses more than 600 000 iterations"
 );
+/// [`ITERATIONS`] as the PKCS#12 structures and KDF take it (it fits, see the assertion).
+const ITERATIONS_I32: i32 = ITERATIONS as i32;
 
 /// How a PKCS#12 file is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,20 +60,6 @@ impl P12Format {
         match self {
             P12Format::Compat => "compat",
             P12Format::Modern => "modern",
-        }
-    }
-
-    fn encryption(self) -> EncryptionAlgorithm {
-        match self {
-            P12Format::Compat => EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc,
-            P12Format::Modern => EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
-        }
-    }
-
-    fn mac(self) -> MacAlgorithm {
-        match self {
-            P12Format::Compat => MacAlgorithm::HmacSha1,
-            P12Format::Modern => MacAlgorithm::HmacSha256,
         }
     }
 }
@@ -99,6 +97,8 @@ pub enum BundleError {
     KeyMismatch,
     #[error("{0:?} cannot be a PKCS#12 friendly name (characters outside the BMP)")]
     BadFriendlyName(String),
+    #[error("a PKCS#12 password cannot hold characters outside the BMP (such as emoji)")]
+    PasswordOutsideBmp,
     #[error("writing the PKCS#12 failed: {0}")]
     Write(String),
     #[error("the PKCS#12 MAC does not verify: wrong password, or the file is damaged")]
@@ -221,10 +221,10 @@ impl fmt::Display for Mac {
 /// A PKCS#12 holding `key_pkcs8` and `chain` (DER, leaf first, then the intermediates),
 /// protected with `password` as `format` says.
 ///
-/// The key bag is named `"<email> (<issuer CN>, <notAfter>)"` and carries the same localKeyId
-/// (SHA-1 of the leaf certificate, as OpenSSL does) as the leaf's certificate bag.
-/// p12-keystore names every certificate bag after the certificate's subject DN, which is the
-/// empty string for a leaf with an empty subject.
+/// The key bag and the leaf's certificate bag both carry the friendlyName
+/// `"<email> (<issuer CN>, <notAfter>)"` and the localKeyId (SHA-1 of the leaf certificate, as
+/// OpenSSL does): RFC 8823 leaves have an empty subject, so the name is what mail clients and
+/// key stores show for the certificate. The intermediates' bags carry no attributes.
 pub fn pkcs12(
     email: &str,
     key_pkcs8: &[u8],
@@ -235,6 +235,9 @@ pub fn pkcs12(
     if password.is_empty() {
         return Err(BundleError::EmptyPassword);
     }
+    if !in_bmp(password) {
+        return Err(BundleError::PasswordOutsideBmp);
+    }
     let leaf_der = chain.first().ok_or(BundleError::EmptyChain)?;
     let (_, leaf) = X509Certificate::from_der(leaf_der)
         .map_err(|_| BundleError::BadCertificate { index: 0 })?;
@@ -242,36 +245,26 @@ pub fn pkcs12(
         return Err(BundleError::KeyMismatch);
     }
     let name = friendly_name(email, &leaf);
-    if name.chars().any(|c| u32::from(c) > 0xffff) {
+    if !in_bmp(&name) {
         return Err(BundleError::BadFriendlyName(name));
     }
-    let certs = chain
-        .iter()
-        .enumerate()
-        .map(|(index, der)| {
-            Certificate::from_der(der).map_err(|_| BundleError::BadCertificate { index })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = PrivateKey::from_der(&portable_pkcs8(key_pkcs8)).map_err(|_| BundleError::BadKey)?;
-    let local_key_id = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf_der)
-        .as_ref()
-        .to_vec();
-
-    let mut store = KeyStore::new();
-    store.add_entry(
+    for (index, der) in chain.iter().enumerate().skip(1) {
+        X509Certificate::from_der(der).map_err(|_| BundleError::BadCertificate { index })?;
+    }
+    let local_key_id = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf_der);
+    write_pfx(
         &name,
-        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(local_key_id, key, certs)),
-    );
-    // One algorithm for the key bag and the certificate safe alike (p12-keystore applies the
-    // writer's algorithm to both). Salts: 20 bytes (PBE) or 32 bytes (PBES2), MAC salt 8 bytes.
-    store
-        .writer(password)
-        .encryption_algorithm(format.encryption())
-        .encryption_iterations(ITERATIONS)
-        .mac_algorithm(format.mac())
-        .mac_iterations(ITERATIONS)
-        .write()
-        .map_err(|e| BundleError::Write(e.to_string()))
+        local_key_id.as_ref(),
+        &portable_pkcs8(key_pkcs8),
+        chain,
+        password,
+        format,
+    )
+}
+
+/// Whether every character of `s` fits one UTF-16 unit, as a BMPString needs.
+fn in_bmp(s: &str) -> bool {
+    s.chars().all(|c| u32::from(c) <= 0xffff)
 }
 
 /// Re-reads a PKCS#12: the MAC verifies with `password`, there is exactly one private key, the
@@ -452,6 +445,204 @@ fn pem_block(label: &str, der: &[u8]) -> String {
     out
 }
 
+// --- Writing a PKCS#12 (RFC 7292) -------------------------------------------------------------
+
+const OID_CERT_BAG: &str = "1.2.840.113549.1.12.10.1.3";
+const OID_X509_CERTIFICATE: &str = "1.2.840.113549.1.9.22.1";
+const OID_FRIENDLY_NAME: &str = "1.2.840.113549.1.9.20";
+const OID_LOCAL_KEY_ID: &str = "1.2.840.113549.1.9.21";
+const OID_SHA1: &str = "1.3.14.3.2.26";
+const OID_SHA256: &str = "2.16.840.1.101.3.4.2.1";
+
+const fn oid(id: &str) -> ObjectIdentifier {
+    ObjectIdentifier::new_unwrap(id)
+}
+
+impl From<der::Error> for BundleError {
+    fn from(e: der::Error) -> Self {
+        BundleError::Write(e.to_string())
+    }
+}
+
+fn write_error(e: impl fmt::Display) -> BundleError {
+    BundleError::Write(e.to_string())
+}
+
+/// The PFX: an encrypted safe with the certificate bags (the leaf's first, with the key's
+/// attributes), a data safe with the shrouded key bag, and the MAC over both, all keyed by
+/// `password` as `format` says.
+fn write_pfx(
+    name: &str,
+    local_key_id: &[u8],
+    key_pkcs8: &[u8],
+    chain: &[Vec<u8>],
+    password: &str,
+    format: P12Format,
+) -> Result<Vec<u8>, BundleError> {
+    let attributes = bag_attributes(name, local_key_id)?;
+    let cert_bags = chain
+        .iter()
+        .enumerate()
+        .map(|(index, der)| {
+            let bag = CertBag {
+                cert_id: oid(OID_X509_CERTIFICATE),
+                cert_value: OctetString::new(der.as_slice())?,
+            };
+            Ok(SafeBag {
+                bag_id: oid(OID_CERT_BAG),
+                bag_value: bag.to_der()?,
+                bag_attributes: (index == 0).then(|| attributes.clone()),
+            })
+        })
+        .collect::<Result<Vec<_>, der::Error>>()?;
+    let (algorithm, encrypted) = encrypt(format, &cert_bags.to_der()?, password)?;
+    let encrypted_data = EncryptedData {
+        version: CmsVersion::V0,
+        enc_content_info: EncryptedContentInfo {
+            content_type: oid(OID_DATA),
+            content_enc_alg: algorithm,
+            encrypted_content: Some(OctetString::new(encrypted)?),
+        },
+        unprotected_attrs: None,
+    };
+    let cert_safe = ContentInfo {
+        content_type: oid(OID_ENCRYPTED_DATA),
+        content: der::Any::encode_from(&encrypted_data)?,
+    };
+
+    let (algorithm, encrypted) = encrypt(format, key_pkcs8, password)?;
+    let key_info = EncryptedPrivateKeyInfo {
+        encryption_algorithm: algorithm,
+        encrypted_data: OctetString::new(encrypted)?,
+    };
+    let key_bag = SafeBag {
+        bag_id: oid(OID_SHROUDED_KEY_BAG),
+        bag_value: key_info.to_der()?,
+        bag_attributes: Some(attributes),
+    };
+    let key_safe = data(vec![key_bag].to_der()?)?;
+
+    let safes = vec![cert_safe, key_safe].to_der()?;
+    let mac_data = mac(format, &safes, password)?;
+    let pfx = Pfx {
+        version: Version::V3,
+        auth_safe: data(safes)?,
+        mac_data: Some(mac_data),
+    };
+    Ok(pfx.to_der()?)
+}
+
+/// A data ContentInfo holding `bytes`.
+fn data(bytes: Vec<u8>) -> Result<ContentInfo, der::Error> {
+    Ok(ContentInfo {
+        content_type: oid(OID_DATA),
+        content: der::Any::encode_from(&OctetString::new(bytes)?)?,
+    })
+}
+
+/// The friendlyName (a BMPString) and localKeyId bag attributes.
+fn bag_attributes(name: &str, local_key_id: &[u8]) -> Result<Attributes, der::Error> {
+    let attribute = |id: &str, value: der::Any| -> Result<Attribute, der::Error> {
+        Ok(Attribute {
+            oid: oid(id),
+            values: SetOfVec::try_from(vec![value])?,
+        })
+    };
+    SetOfVec::try_from(vec![
+        attribute(
+            OID_FRIENDLY_NAME,
+            der::Any::encode_from(&BmpString::from_utf8(name)?)?,
+        )?,
+        attribute(
+            OID_LOCAL_KEY_ID,
+            der::Any::encode_from(&OctetString::new(local_key_id)?)?,
+        )?,
+    ])
+}
+
+/// `data` encrypted with `password` as `format` says, and the AlgorithmIdentifier saying how.
+/// Salts: 20 bytes for the PKCS#12 PBE, 32 for PBKDF2.
+fn encrypt(
+    format: P12Format,
+    data: &[u8],
+    password: &str,
+) -> Result<(AlgorithmIdentifierOwned, Vec<u8>), BundleError> {
+    match format {
+        P12Format::Compat => {
+            let salt: [u8; 20] = random()?;
+            let derive =
+                |id, len| derive_key_utf8::<Sha1>(password, &salt, id, ITERATIONS_I32, len);
+            let key = derive(Pkcs12KeyType::EncryptionKey, 24)?;
+            let iv = derive(Pkcs12KeyType::Iv, 8)?;
+            let cipher =
+                cbc::Encryptor::<des::TdesEde3>::new_from_slices(&key, &iv).map_err(write_error)?;
+            let params = Pkcs12PbeParams {
+                salt: OctetString::new(salt)?,
+                iterations: ITERATIONS_I32,
+            };
+            let algorithm = AlgorithmIdentifierOwned {
+                oid: oid(OID_PBE_SHA1_3DES),
+                parameters: Some(der::Any::encode_from(&params)?),
+            };
+            Ok((algorithm, cipher.encrypt_padded_vec::<Pkcs7>(data)))
+        }
+        P12Format::Modern => {
+            let salt: [u8; 32] = random()?;
+            let params = pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(
+                ITERATIONS,
+                &salt,
+                random()?,
+            )
+            .map_err(write_error)?;
+            let encrypted = params.encrypt(password, data).map_err(write_error)?;
+            let algorithm = AlgorithmIdentifierOwned {
+                oid: oid(OID_PBES2),
+                parameters: Some(der::Any::encode_from(&params)?),
+            };
+            Ok((algorithm, encrypted))
+        }
+    }
+}
+
+/// The MacData over `data`: HMAC-SHA-1 (compat) or HMAC-SHA-256 (modern) keyed by the PKCS#12
+/// KDF of `password` with an 8-byte salt.
+fn mac(format: P12Format, data: &[u8], password: &str) -> Result<MacData, BundleError> {
+    let salt: [u8; 8] = random()?;
+    let (digest, algorithm, key) = match format {
+        P12Format::Compat => (
+            OID_SHA1,
+            ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            derive_key_utf8::<Sha1>(password, &salt, Pkcs12KeyType::Mac, ITERATIONS_I32, 20)?,
+        ),
+        P12Format::Modern => (
+            OID_SHA256,
+            ring::hmac::HMAC_SHA256,
+            derive_key_utf8::<Sha256>(password, &salt, Pkcs12KeyType::Mac, ITERATIONS_I32, 32)?,
+        ),
+    };
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(algorithm, &key), data);
+    Ok(MacData {
+        mac: DigestInfo {
+            algorithm: AlgorithmIdentifierOwned {
+                oid: oid(digest),
+                parameters: None,
+            },
+            digest: OctetString::new(tag.as_ref())?,
+        },
+        mac_salt: OctetString::new(salt)?,
+        iterations: ITERATIONS_I32,
+    })
+}
+
+/// `N` bytes from the operating system's random generator.
+fn random<const N: usize>() -> Result<[u8; N], BundleError> {
+    let mut bytes = [0; N];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| write_error("the system random number generator failed"))?;
+    Ok(bytes)
+}
+
 // --- Reading the algorithms out of a PKCS#12 (RFC 7292) ---------------------------------------
 
 const OID_DATA: &str = "1.2.840.113549.1.7.1";
@@ -599,9 +790,9 @@ fn pbe(alg: &Any, what: &str) -> Result<Pbe, BundleError> {
 
 fn digest_name(oid: &str) -> String {
     match oid {
-        "1.3.14.3.2.26" => "sha1".to_owned(),
+        OID_SHA1 => "sha1".to_owned(),
         "2.16.840.1.101.3.4.2.4" => "sha224".to_owned(),
-        "2.16.840.1.101.3.4.2.1" => "sha256".to_owned(),
+        OID_SHA256 => "sha256".to_owned(),
         "2.16.840.1.101.3.4.2.2" => "sha384".to_owned(),
         "2.16.840.1.101.3.4.2.3" => "sha512".to_owned(),
         other => other.to_owned(),
@@ -901,6 +1092,122 @@ mod tests {
     }
 
     #[test]
+    fn the_leaf_bag_carries_the_key_bags_name_and_local_key_id() {
+        for (f, format, p12) in bundles() {
+            let what = format!("{} {format}", f.key_type);
+            let archive = Pkcs12Archive::from_pkcs12(&p12, PASSWORD).unwrap();
+            let [key] = archive.keys.as_slice() else {
+                panic!("{what}: one key")
+            };
+            let key_id = key.local_key_id.as_ref().map(|id| id.as_ref().to_vec());
+            assert_eq!(key.friendly_name.as_deref(), Some(NAME), "{what}");
+            assert_eq!(key_id, Some(sha1(&f.chain[0])), "{what}");
+            let bags: Vec<_> = archive
+                .certs
+                .iter()
+                .map(|c| {
+                    (
+                        c.cert.as_der(),
+                        c.friendly_name.clone(),
+                        c.local_key_id.clone(),
+                    )
+                })
+                .collect();
+            let expected = [
+                (&f.chain[0][..], key.friendly_name.clone(), key_id),
+                (&f.chain[1][..], None, None),
+            ];
+            assert_eq!(
+                bags, expected,
+                "{what}: leaf named like the key, then the intermediate"
+            );
+        }
+    }
+
+    #[test]
+    fn the_algorithm_identifiers_decode_as_promised() {
+        use der::Decode as _;
+        use pkcs5::pbes2::{EncryptionScheme, Kdf, Parameters, Pbkdf2Prf};
+        use pkcs12::AuthenticatedSafe;
+
+        /// Asserts `alg` is the bag encryption `format` promises.
+        fn check(alg: &AlgorithmIdentifierOwned, format: P12Format, what: &str) {
+            let params = alg.parameters.as_ref().expect("parameters");
+            match format {
+                P12Format::Compat => {
+                    assert_eq!(alg.oid, oid(OID_PBE_SHA1_3DES), "{what}");
+                    let pbe: Pkcs12PbeParams = params.decode_as().unwrap();
+                    assert_eq!(pbe.iterations, ITERATIONS_I32, "{what}");
+                    assert_eq!(pbe.salt.as_bytes().len(), 20, "{what}");
+                }
+                P12Format::Modern => {
+                    assert_eq!(alg.oid, oid(OID_PBES2), "{what}");
+                    let pbes2: Parameters = params.decode_as().unwrap();
+                    let Kdf::Pbkdf2(kdf) = pbes2.kdf else {
+                        panic!("{what}: PBKDF2")
+                    };
+                    assert_eq!(kdf.prf, Pbkdf2Prf::HmacWithSha256, "{what}");
+                    assert_eq!(kdf.iteration_count, ITERATIONS, "{what}");
+                    assert!(
+                        matches!(pbes2.encryption, EncryptionScheme::Aes256Cbc { .. }),
+                        "{what}"
+                    );
+                }
+            }
+        }
+
+        for (f, format, p12) in bundles() {
+            let what = format!("{} {format}", f.key_type);
+            let pfx = Pfx::from_der(&p12).unwrap();
+            let mac = pfx.mac_data.expect("a MAC");
+            let digest = match format {
+                P12Format::Compat => OID_SHA1,
+                P12Format::Modern => OID_SHA256,
+            };
+            assert_eq!(mac.mac.algorithm.oid, oid(digest), "{what}");
+            assert_eq!(mac.iterations, ITERATIONS_I32, "{what}");
+            let safes: OctetString = pfx.auth_safe.content.decode_as().unwrap();
+            let safes = AuthenticatedSafe::from_der(safes.as_bytes()).unwrap();
+            let [certs, keys] = safes.as_slice() else {
+                panic!("{what}: two safes")
+            };
+            assert_eq!(certs.content_type, oid(OID_ENCRYPTED_DATA), "{what}");
+            let certs: EncryptedData = certs.content.decode_as().unwrap();
+            check(&certs.enc_content_info.content_enc_alg, format, &what);
+            assert_eq!(keys.content_type, oid(OID_DATA), "{what}");
+            let keys: OctetString = keys.content.decode_as().unwrap();
+            let [key] = Vec::<SafeBag>::from_der(keys.as_bytes())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            assert_eq!(key.bag_id, oid(OID_SHROUDED_KEY_BAG), "{what}");
+            // The decoded bag value still has its [0] wrapper.
+            let value = der::Any::from_der(&key.bag_value).unwrap();
+            let key = EncryptedPrivateKeyInfo::from_der(value.value()).unwrap();
+            check(&key.encryption_algorithm, format, &what);
+        }
+    }
+
+    #[test]
+    fn non_bmp_passwords_are_refused() {
+        let f = &fixtures()[1];
+        let err = pkcs12(EMAIL, &f.key, &f.chain, "pass 🔑 word", P12Format::Compat).unwrap_err();
+        assert!(matches!(err, BundleError::PasswordOutsideBmp), "{err:?}");
+        assert!(!err.to_string().contains("🔑"));
+    }
+
+    /// The attribute `name` OpenSSL prints among the bag attributes of the certificate `der`
+    /// in `openssl pkcs12 -nokeys` output.
+    fn openssl_bag_attribute(output: &str, der: &[u8], name: &str) -> Option<String> {
+        let end = output.find(&pem_block("CERTIFICATE", der))?;
+        let start = output[..end].rfind("Bag Attributes")?;
+        output[start..end].lines().find_map(|line| {
+            let value = line.trim().strip_prefix(name)?.strip_prefix(": ")?;
+            Some(value.to_owned())
+        })
+    }
+
+    #[test]
     fn openssl_reads_both_formats_without_legacy() {
         for (f, format, p12) in bundles() {
             let what = format!("{} {format}", f.key_type);
@@ -1003,6 +1310,24 @@ mod tests {
                     "{what}"
                 );
             }
+            // The leaf's bag carries the key's name and localKeyID; the intermediate's nothing.
+            let [leaf, intermediate] = [&f.chain[0], &f.chain[1]];
+            let key_id = sha1(leaf)
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>();
+            let attribute = |der, name| openssl_bag_attribute(&certs_text, der, name);
+            assert_eq!(
+                attribute(leaf, "friendlyName").as_deref(),
+                Some(NAME),
+                "{what}: {certs_text}"
+            );
+            assert_eq!(
+                attribute(leaf, "localKeyID"),
+                Some(key_id.join(" ")),
+                "{what}: {certs_text}"
+            );
+            assert_eq!(attribute(intermediate, "friendlyName"), None, "{what}");
 
             // A wrong password fails the MAC.
             let wrong = dir.file("wrong", b"not the password");
@@ -1177,9 +1502,10 @@ mod tests {
             };
             assert!(info_text.contains(mac), "{what}: {info_text}");
             assert_eq!(info_text.matches(schema).count(), 2, "{what}: {info_text}");
-            assert!(
-                info_text.contains(&format!("Friendly name: {NAME}")),
-                "{what}"
+            assert_eq!(
+                info_text.matches(&format!("Friendly name: {NAME}")).count(),
+                2,
+                "{what}: the key bag and the leaf's certificate bag: {info_text}"
             );
             for der in &f.chain {
                 assert!(

@@ -145,7 +145,7 @@ fn check_bundle(json: &Value, key_type: &str, format: &str, root: &str) {
             &[
                 "pkcs12",
                 "-info",
-                "-noout",
+                "-nokeys",
                 "-in",
                 p12,
                 "-passin",
@@ -179,6 +179,30 @@ fn check_bundle(json: &Value, key_type: &str, format: &str, root: &str) {
             ],
         ),
         "openssl verify",
+    );
+
+    // The key bag is named after the address, and the leaf's certificate bag carries the same
+    // friendlyName (the leaf's subject is empty, so this is the name clients show).
+    let password = std::fs::read_to_string(password_file).unwrap();
+    let leaf_pem = std::fs::read_to_string(cert).unwrap();
+    let leaf_der = &smime_acme::certificate::parse_pem_chain(leaf_pem.as_bytes()).unwrap()[0];
+    let summary =
+        smime_acme::bundle::check_pkcs12(&std::fs::read(p12).unwrap(), password.trim(), leaf_der)
+            .unwrap();
+    let name = summary.friendly_name.expect("a named key");
+    let email = json["email"].as_str().unwrap();
+    assert!(name.starts_with(&format!("{email} (")), "{name}");
+    let leaf_at = text
+        .find(&leaf_pem)
+        .expect("openssl prints the leaf certificate");
+    let bag_at = text[..leaf_at]
+        .rfind("Bag Attributes")
+        .expect("bag attributes");
+    assert!(
+        text[bag_at..leaf_at]
+            .lines()
+            .any(|l| l.trim() == format!("friendlyName: {name}")),
+        "{format}: the leaf's bag is not named {name:?}:\n{text}"
     );
 
     // NSS (Thunderbird): import into a fresh database and check the certificate for signing.
@@ -223,6 +247,7 @@ fn check_bundle(json: &Value, key_type: &str, format: &str, root: &str) {
             .find(|l| l.trim_end().ends_with("u,u,u"))
             .map(|l| l.trim_end().trim_end_matches("u,u,u").trim().to_owned())
             .expect("the imported certificate with its key");
+        assert_eq!(nick, name, "NSS names the certificate after its bag");
         let valid = ok(
             &tool("certutil", &["-V", "-u", "S", "-n", &nick, "-d", &db]),
             "certutil -V -u S",
@@ -231,7 +256,6 @@ fn check_bundle(json: &Value, key_type: &str, format: &str, root: &str) {
     }
 
     // GnuTLS.
-    let password = std::fs::read_to_string(password_file).unwrap();
     ok(
         &tool(
             "certtool",
