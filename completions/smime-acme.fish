@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_smime_acme_global_optspecs
-    string join \n config= state-dir= v/verbose q/quiet json h/help V/version
+    string join \n config= state-dir= v/verbose q/quiet json wait-lock= h/help V/version
 end
 
 function __fish_smime_acme_needs_command
@@ -26,12 +26,19 @@ end
 
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -s q -l quiet -d 'Print nothing unless something failed'
-complete -c smime-acme -n "__fish_smime_acme_needs_command" -l json -d 'Print one JSON object on stdout, nothing else'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -s V -l version -d 'Print version'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "obtain" -d 'Get a certificate for EMAIL: order it, answer the CA\'s challenge mail, save a PKCS#12 bundle'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "renew" -d 'Renew the certificates that are due, with the settings each was obtained with'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "revoke" -d 'Revoke a certificate, signed by the account key or by the certificate\'s own key'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "account" -d 'Manage the ACME account kept for a CA: register, show, update contacts, roll over its key, deactivate it'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "list" -d 'List the certificates in the state folder: address, serial, expiry, next renewal, status'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "show" -d 'Show one address\'s current certificate, its renewal time and files, and its history'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
@@ -73,10 +80,150 @@ post-first\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l timeout -d 'Overall wait for the CA and the mail, e.g. 90s, 30m, 1h [default: 30m]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l agree-tos -d 'Agree to the CA\'s terms of service (otherwise asked on a terminal)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -s q -l quiet -d 'Print nothing unless something failed'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l json -d 'Print one JSON object on stdout, nothing else'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain help" -f -a "obtain" -d 'Get a certificate for EMAIL: order it, answer the CA\'s challenge mail, save a PKCS#12 bundle'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l days -d 'Renew when fewer than N days remain (instead of the CA\'s window or a third of the lifetime)' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l deploy-hook -d 'Run this command (with sh -c) after each renewal; SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the new files' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l timeout -d 'Overall wait for the CA and the mail, per certificate [default: as obtained, else 30m]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l force -d 'Renew now, whatever the dates say (also revoked certificates)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l reuse-key -d 'Certify the current key again instead of making a fresh one'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l dry-run -d 'Say what would be renewed and why; change nothing and contact no mail server'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l cert -d 'The certificate to revoke (PEM)' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l reason -d 'Why (omitted when not given; "unspecified" is never sent)' -r -f -a "key-compromise\t''
+superseded\t''
+affiliation-changed\t''
+cessation-of-operation\t''"
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l key -d 'The certificate\'s key (PKCS#8 PEM), for --cert with --sign-with-cert-key when the certificate is not in the state folder' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l server -d 'ACME directory URL [default: where the certificate was obtained]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l sign-with-cert-key -d 'Sign the request with the certificate\'s own key instead of the account key'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -s h -l help -d 'Print help'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "register" -d 'Create the account (a new ES256 key kept in the state folder)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "show" -d 'Show the account as the CA has it'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "update" -d 'Replace the account\'s contact addresses'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "rollover" -d 'Replace the account key with a new one (RFC 8555 key change)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "deactivate" -d 'Deactivate the account for good; the CA refuses it afterwards'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l contact -d 'Contact address (repeatable)' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l agree-tos -d 'Agree to the CA\'s terms of service (otherwise asked on a terminal)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l contact -d 'Contact address (repeatable)' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -s h -l help -d 'Print help'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l yes -d 'Do not ask for confirmation'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s h -l help -d 'Print help'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "register" -d 'Create the account (a new ES256 key kept in the state folder)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show the account as the CA has it'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "update" -d 'Replace the account\'s contact addresses'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "rollover" -d 'Replace the account key with a new one (RFC 8555 key change)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "deactivate" -d 'Deactivate the account for good; the CA refuses it afterwards'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -s h -l help -d 'Print help'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -s h -l help -d 'Print help'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l format -d 'compat (3DES/SHA-1), modern (AES-256/SHA-256), or pem (key and certificates) [default: compat]' -r -f -a "compat\t''
+modern\t''
+pem\t''"
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l out -d 'Where to write (0600)' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l p12-password-file -d 'Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else one is generated)' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l all-keys -d 'Every key and certificate ever issued for the address, not only the current one'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "obtain" -d 'Get a certificate for EMAIL: order it, answer the CA\'s challenge mail, save a PKCS#12 bundle'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "renew" -d 'Renew the certificates that are due, with the settings each was obtained with'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "revoke" -d 'Revoke a certificate, signed by the account key or by the certificate\'s own key'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "account" -d 'Manage the ACME account kept for a CA: register, show, update contacts, roll over its key, deactivate it'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "list" -d 'List the certificates in the state folder: address, serial, expiry, next renewal, status'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "show" -d 'Show one address\'s current certificate, its renewal time and files, and its history'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "register" -d 'Create the account (a new ES256 key kept in the state folder)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "show" -d 'Show the account as the CA has it'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "update" -d 'Replace the account\'s contact addresses'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "rollover" -d 'Replace the account key with a new one (RFC 8555 key change)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "deactivate" -d 'Deactivate the account for good; the CA refuses it afterwards'

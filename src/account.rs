@@ -2,6 +2,8 @@
 //! and its URL; registration with contact, terms agreement and external account binding. IO:
 //! the state folder, the CA, and the terminal for the terms question.
 
+use std::path::{Path, PathBuf};
+
 use serde_json::{Value, json};
 
 use crate::Error;
@@ -12,42 +14,109 @@ use crate::bundle;
 use crate::challenge::response;
 use crate::output::Output;
 use crate::secrets;
-use crate::settings::ObtainSettings;
 use crate::store::{self, Store};
 
-/// Loads or creates the account key for this server, and the account.
+/// What a new account is registered with.
+#[derive(Debug, Default)]
+pub struct Registration {
+    /// Contact addresses (without `mailto:`).
+    pub contacts: Vec<String>,
+    pub agree_tos: bool,
+    /// External account binding: key identifier and the file holding the MAC key.
+    pub eab: Option<(String, PathBuf)>,
+}
+
+/// The files of the account kept for one server.
+#[derive(Debug)]
+pub struct Files {
+    pub key: PathBuf,
+    /// A new key during a rollover, until the CA confirmed it.
+    pub next_key: PathBuf,
+    pub info: PathBuf,
+}
+
+impl Files {
+    pub fn new(store: &Store, server: &str) -> Files {
+        let dir = store.account_dir(server);
+        Files {
+            key: dir.join("account.key"),
+            next_key: dir.join("account.key.next"),
+            info: dir.join("account.json"),
+        }
+    }
+}
+
+/// Reads an account key file; None when there is none.
+pub fn read_key(path: &Path) -> Result<Option<AccountKey>, Error> {
+    let Some(pem) = store::read_optional(path, 64 * 1024)? else {
+        return Ok(None);
+    };
+    let der = bundle::pem_private_key_der(&pem)
+        .ok_or_else(|| Error::Internal(format!("{} is not a PEM key", path.display())))?;
+    Ok(Some(AccountKey::from_pkcs8(&der)?))
+}
+
+/// The account kept for `server`: its key and URL; None when it was never registered.
+pub fn load(store: &Store, server: &str) -> Result<Option<(AccountKey, String)>, Error> {
+    let files = Files::new(store, server);
+    let info = store::read_json::<Value>(&files.info)?;
+    let Some(url) = info.as_ref().and_then(|i| i["url"].as_str()) else {
+        return Ok(None);
+    };
+    match read_key(&files.key)? {
+        Some(key) => Ok(Some((key, url.to_owned()))),
+        None => Err(Error::Internal(format!(
+            "{} names an account but {} is missing",
+            files.info.display(),
+            files.key.display()
+        ))),
+    }
+}
+
+/// The account kept for `server`, registered now if there is none.
 pub fn load_or_register(
     acme: &mut AcmeClient,
     store: &Store,
-    settings: &ObtainSettings,
+    server: &str,
+    registration: &Registration,
     out: &Output,
 ) -> Result<(AccountKey, String), Error> {
-    let dir = store.account_dir(&settings.server);
-    let key_path = dir.join("account.key");
-    let info_path = dir.join("account.json");
-    let key = match store::read_optional(&key_path, 64 * 1024)? {
-        Some(pem) => {
-            let der = bundle::pem_private_key_der(&pem).ok_or_else(|| {
-                Error::Internal(format!("{} is not a PEM key", key_path.display()))
-            })?;
-            AccountKey::from_pkcs8(&der)?
-        }
+    match load(store, server)? {
+        Some(account) => Ok(account),
+        None => register(acme, store, server, registration, out),
+    }
+}
+
+/// Registers a new account: the key is made (or taken from an earlier attempt) and kept first.
+pub fn register(
+    acme: &mut AcmeClient,
+    store: &Store,
+    server: &str,
+    registration: &Registration,
+    out: &Output,
+) -> Result<(AccountKey, String), Error> {
+    let files = Files::new(store, server);
+    let key = match read_key(&files.key)? {
+        Some(key) => key,
         None => {
             let (key, der) = AccountKey::generate()?;
-            store::write_atomic(&key_path, bundle::pem_private_key(&der).as_bytes())?;
-            out.info(&format!("created an account key in {}", key_path.display()));
+            store::write_atomic(&files.key, bundle::pem_private_key(&der).as_bytes())?;
+            out.info(&format!(
+                "created an account key in {}",
+                files.key.display()
+            ));
             key
         }
     };
-    if let Some(info) = store::read_json::<Value>(&info_path)?
-        && let Some(url) = info["url"].as_str()
-    {
-        return Ok((key, url.to_owned()));
-    }
     let meta = acme.directory.meta.clone();
-    let mut payload = json!({"contact": [format!("mailto:{}", settings.email)]});
+    let contacts: Vec<String> = registration
+        .contacts
+        .iter()
+        .map(|c| format!("mailto:{}", c.trim_start_matches("mailto:")))
+        .collect();
+    let mut payload = json!({"contact": contacts});
     if let Some(terms) = &meta.terms_of_service {
-        if !settings.agree_tos && !ask_terms(terms) {
+        if !registration.agree_tos && !ask_terms(terms) {
             return Err(Error::Usage(format!(
                 "the CA asks you to agree to its terms of service ({terms}): rerun with --agree-tos"
             )));
@@ -55,7 +124,7 @@ pub fn load_or_register(
         payload["termsOfServiceAgreed"] = json!(true);
     }
     let new_account = acme.directory.new_account.clone();
-    match &settings.eab {
+    match &registration.eab {
         Some((kid, file)) => {
             let text = secrets::from_file("external account binding key", file)?;
             let mac = response::decode_lenient(text.trim()).ok_or_else(|| {
@@ -88,9 +157,76 @@ pub fn load_or_register(
             account.status
         )));
     }
-    store::write_json(&info_path, &json!({"server": settings.server, "url": url}))?;
+    store::write_json(&files.info, &json!({"server": server, "url": url}))?;
     out.info(&format!("account {url}"));
     Ok((key, url))
+}
+
+/// The account as the CA has it (POST-as-GET to its URL).
+pub fn fetch(acme: &mut AcmeClient, key: &AccountKey, url: &str) -> Result<Value, Error> {
+    Ok(acme.post(key, KeyRef::Kid(url), url, None)?.json(url)?)
+}
+
+/// Updates the account (new contacts, or deactivation) and returns it as the CA now has it.
+pub fn update(
+    acme: &mut AcmeClient,
+    key: &AccountKey,
+    url: &str,
+    payload: &Value,
+) -> Result<Value, Error> {
+    Ok(acme
+        .post(key, KeyRef::Kid(url), url, Some(payload))?
+        .json(url)?)
+}
+
+/// Replaces the account key (RFC 8555 §7.3.5). The new key is kept beside the old one until
+/// the CA confirmed the change, then takes its place; a run stopped in between finishes the
+/// change next time.
+pub fn rollover(
+    acme: &mut AcmeClient,
+    store: &Store,
+    server: &str,
+    out: &Output,
+) -> Result<(AccountKey, String), Error> {
+    let files = Files::new(store, server);
+    let (old, url) = load(store, server)?.ok_or_else(|| no_account(server))?;
+    let key_change = acme
+        .directory
+        .key_change
+        .clone()
+        .ok_or_else(|| Error::CaRefused("the CA offers no key change".into()))?;
+    // A new key left by a stopped rollover: the CA may have switched to it already.
+    if let Some(next) = read_key(&files.next_key)?
+        && fetch(acme, &next, &url).is_ok()
+    {
+        out.info("finishing an earlier key rollover the CA had confirmed");
+        return install_next(&files, next, url);
+    }
+    let (new, der) = AccountKey::generate()?;
+    store::write_atomic(&files.next_key, bundle::pem_private_key(&der).as_bytes())?;
+    let inner_payload = json!({"account": url, "oldKey": old.jwk().to_json()});
+    let inner = jws::sign(&new, KeyRef::Jwk, None, &key_change, Some(&inner_payload))?;
+    out.phase("changing the account key");
+    acme.post(&old, KeyRef::Kid(&url), &key_change, Some(&inner))?;
+    install_next(&files, new, url)
+}
+
+fn install_next(
+    files: &Files,
+    key: AccountKey,
+    url: String,
+) -> Result<(AccountKey, String), Error> {
+    std::fs::rename(&files.next_key, &files.key).map_err(|source| store::StoreError::Write {
+        path: files.key.clone(),
+        source,
+    })?;
+    Ok((key, url))
+}
+
+pub fn no_account(server: &str) -> Error {
+    Error::Usage(format!(
+        "no account for {server} in the state folder: run smime-acme account register"
+    ))
 }
 
 fn ask_terms(terms: &str) -> bool {

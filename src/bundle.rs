@@ -232,34 +232,60 @@ pub fn pkcs12(
     password: &str,
     format: P12Format,
 ) -> Result<Vec<u8>, BundleError> {
+    pkcs12_many(email, &[(key_pkcs8, chain)], password, format)
+}
+
+/// A PKCS#12 holding several keys, each with its chain (every certificate ever issued for an
+/// address, so that mail encrypted to old certificates stays readable). Each key and leaf pair
+/// is named as in [`pkcs12`]; a name two certificates would share gets the serial number.
+pub fn pkcs12_many(
+    email: &str,
+    entries: &[(&[u8], &[Vec<u8>])],
+    password: &str,
+    format: P12Format,
+) -> Result<Vec<u8>, BundleError> {
     if password.is_empty() {
         return Err(BundleError::EmptyPassword);
     }
     if !in_bmp(password) {
         return Err(BundleError::PasswordOutsideBmp);
     }
-    let leaf_der = chain.first().ok_or(BundleError::EmptyChain)?;
-    let (_, leaf) = X509Certificate::from_der(leaf_der)
-        .map_err(|_| BundleError::BadCertificate { index: 0 })?;
-    if !key_matches_spki(key_pkcs8, leaf.public_key())? {
-        return Err(BundleError::KeyMismatch);
+    let mut keys = Vec::new();
+    for (key_pkcs8, chain) in entries {
+        let leaf_der = chain.first().ok_or(BundleError::EmptyChain)?;
+        let (_, leaf) = X509Certificate::from_der(leaf_der)
+            .map_err(|_| BundleError::BadCertificate { index: 0 })?;
+        if !key_matches_spki(key_pkcs8, leaf.public_key())? {
+            return Err(BundleError::KeyMismatch);
+        }
+        let mut name = friendly_name(email, &leaf);
+        if keys.iter().any(|k: &KeyEntry| k.name == name) {
+            name = format!("{name} [{}]", leaf.raw_serial_as_string());
+        }
+        if !in_bmp(&name) {
+            return Err(BundleError::BadFriendlyName(name));
+        }
+        for (index, der) in chain.iter().enumerate().skip(1) {
+            X509Certificate::from_der(der).map_err(|_| BundleError::BadCertificate { index })?;
+        }
+        keys.push(KeyEntry {
+            name,
+            local_key_id: ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf_der)
+                .as_ref()
+                .to_vec(),
+            key_pkcs8: portable_pkcs8(key_pkcs8).into_owned(),
+            chain,
+        });
     }
-    let name = friendly_name(email, &leaf);
-    if !in_bmp(&name) {
-        return Err(BundleError::BadFriendlyName(name));
-    }
-    for (index, der) in chain.iter().enumerate().skip(1) {
-        X509Certificate::from_der(der).map_err(|_| BundleError::BadCertificate { index })?;
-    }
-    let local_key_id = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf_der);
-    write_pfx(
-        &name,
-        local_key_id.as_ref(),
-        &portable_pkcs8(key_pkcs8),
-        chain,
-        password,
-        format,
-    )
+    write_pfx(&keys, password, format)
+}
+
+/// One key of a PKCS#12 being written, with its leaf-first chain.
+struct KeyEntry<'a> {
+    name: String,
+    local_key_id: Vec<u8>,
+    key_pkcs8: Vec<u8>,
+    chain: &'a [Vec<u8>],
 }
 
 /// Whether every character of `s` fits one UTF-16 unit, as a BMPString needs.
@@ -304,6 +330,37 @@ pub fn check_pkcs12(
         local_key_id: local_key_id.as_ref().to_vec(),
         protection,
     })
+}
+
+/// Re-reads a PKCS#12 of several keys: the MAC verifies with `password`, and each key sits
+/// with its own certificate (same localKeyId, matching public key), one per expected leaf.
+pub fn check_pkcs12_many(
+    bytes: &[u8],
+    password: &str,
+    expected_leaves: &[&[u8]],
+) -> Result<(), BundleError> {
+    let archive = Pkcs12Archive::from_pkcs12(bytes, password).map_err(|e| match e {
+        p12_keystore::error::Error::MacError(_) => BundleError::WrongPassword,
+        other => BundleError::Unreadable(other.to_string()),
+    })?;
+    if archive.keys.len() != expected_leaves.len() {
+        return Err(BundleError::KeyCount(archive.keys.len()));
+    }
+    for key in &archive.keys {
+        let id = key.local_key_id.as_ref().ok_or(BundleError::NoLeaf)?;
+        let leaf = archive
+            .certs
+            .iter()
+            .find(|c| c.local_key_id.as_deref() == Some(id.as_ref()))
+            .ok_or(BundleError::NoLeaf)?;
+        if !expected_leaves.contains(&leaf.cert.as_der()) {
+            return Err(BundleError::UnexpectedLeaf);
+        }
+        if !key_matches_certificate(key.key.as_der(), leaf.cert.as_der())? {
+            return Err(BundleError::KeyMismatch);
+        }
+    }
+    Ok(())
 }
 
 /// Whether `cert_der`'s public key is the public half of `key_pkcs8`.
@@ -468,33 +525,50 @@ fn write_error(e: impl fmt::Display) -> BundleError {
     BundleError::Write(e.to_string())
 }
 
-/// The PFX: an encrypted safe with the certificate bags (the leaf's first, with the key's
-/// attributes), a data safe with the shrouded key bag, and the MAC over both, all keyed by
-/// `password` as `format` says.
+/// The PFX: an encrypted safe with the certificate bags (each leaf's first, with its key's
+/// attributes; each intermediate once), a data safe with the shrouded key bags, and the MAC
+/// over both, all keyed by `password` as `format` says.
 fn write_pfx(
-    name: &str,
-    local_key_id: &[u8],
-    key_pkcs8: &[u8],
-    chain: &[Vec<u8>],
+    keys: &[KeyEntry<'_>],
     password: &str,
     format: P12Format,
 ) -> Result<Vec<u8>, BundleError> {
-    let attributes = bag_attributes(name, local_key_id)?;
-    let cert_bags = chain
-        .iter()
-        .enumerate()
-        .map(|(index, der)| {
-            let bag = CertBag {
-                cert_id: oid(OID_X509_CERTIFICATE),
-                cert_value: OctetString::new(der.as_slice())?,
-            };
-            Ok(SafeBag {
-                bag_id: oid(OID_CERT_BAG),
-                bag_value: bag.to_der()?,
-                bag_attributes: (index == 0).then(|| attributes.clone()),
-            })
+    let mut cert_bags = Vec::new();
+    let mut key_bags = Vec::new();
+    let mut intermediates: Vec<&[u8]> = Vec::new();
+    let cert_bag = |der: &[u8], attributes: Option<Attributes>| -> Result<SafeBag, der::Error> {
+        let bag = CertBag {
+            cert_id: oid(OID_X509_CERTIFICATE),
+            cert_value: OctetString::new(der)?,
+        };
+        Ok(SafeBag {
+            bag_id: oid(OID_CERT_BAG),
+            bag_value: bag.to_der()?,
+            bag_attributes: attributes,
         })
-        .collect::<Result<Vec<_>, der::Error>>()?;
+    };
+    for key in keys {
+        let attributes = bag_attributes(&key.name, &key.local_key_id)?;
+        cert_bags.push(cert_bag(&key.chain[0], Some(attributes.clone()))?);
+        for der in &key.chain[1..] {
+            if !intermediates.contains(&der.as_slice()) {
+                intermediates.push(der);
+            }
+        }
+        let (algorithm, encrypted) = encrypt(format, &key.key_pkcs8, password)?;
+        let key_info = EncryptedPrivateKeyInfo {
+            encryption_algorithm: algorithm,
+            encrypted_data: OctetString::new(encrypted)?,
+        };
+        key_bags.push(SafeBag {
+            bag_id: oid(OID_SHROUDED_KEY_BAG),
+            bag_value: key_info.to_der()?,
+            bag_attributes: Some(attributes),
+        });
+    }
+    for der in intermediates {
+        cert_bags.push(cert_bag(der, None)?);
+    }
     let (algorithm, encrypted) = encrypt(format, &cert_bags.to_der()?, password)?;
     let encrypted_data = EncryptedData {
         version: CmsVersion::V0,
@@ -509,18 +583,7 @@ fn write_pfx(
         content_type: oid(OID_ENCRYPTED_DATA),
         content: der::Any::encode_from(&encrypted_data)?,
     };
-
-    let (algorithm, encrypted) = encrypt(format, key_pkcs8, password)?;
-    let key_info = EncryptedPrivateKeyInfo {
-        encryption_algorithm: algorithm,
-        encrypted_data: OctetString::new(encrypted)?,
-    };
-    let key_bag = SafeBag {
-        bag_id: oid(OID_SHROUDED_KEY_BAG),
-        bag_value: key_info.to_der()?,
-        bag_attributes: Some(attributes),
-    };
-    let key_safe = data(vec![key_bag].to_der()?)?;
+    let key_safe = data(key_bags.to_der()?)?;
 
     let safes = vec![cert_safe, key_safe].to_der()?;
     let mac_data = mac(format, &safes, password)?;

@@ -1,8 +1,10 @@
 //! Checking what the CA returned: a PEM chain of CERTIFICATE blocks only, whose leaf carries
 //! our key, exactly our address, emailProtection, and chains through the returned
-//! intermediates. Pure.
+//! intermediates. Also the facts shown and used later (serial, validity, issuer, key type, the
+//! RFC 9773 certificate identifier). Pure.
 
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+use x509_parser::public_key::PublicKey;
 
 /// Chains larger than this are refused.
 const MAX_CERTS: usize = 10;
@@ -26,13 +28,104 @@ pub enum CertError {
     BrokenChain(usize),
 }
 
-/// Facts about the issued certificate, for the user and the JSON output.
+/// Facts about a certificate, for the user, the JSON output and the renewal decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issued {
+pub struct CertInfo {
+    /// Hex bytes joined by colons.
     pub serial: String,
-    pub not_after: String,
     pub issuer: String,
+    /// Unix times.
+    pub not_before: i64,
+    pub not_after: i64,
+    /// SHA-256 of the DER, upper-case hex joined by colons.
     pub sha256: String,
+    /// `rsa3072`, `p256`, `ed25519`, ... (or the algorithm's OID when it is none of ours).
+    pub key_type: String,
+    /// The RFC 9773 certificate identifier; None without an authority key identifier.
+    pub ari_id: Option<String>,
+    /// The subject alternative names (rfc822Name as the bare address).
+    pub names: Vec<String>,
+    pub email_protection: bool,
+}
+
+impl CertInfo {
+    pub fn not_after_rfc3339(&self) -> String {
+        crate::clock::rfc3339(self.not_after)
+    }
+
+    /// The certificate folder name's serial part.
+    pub fn short_serial(&self) -> String {
+        self.serial.replace(':', "").chars().take(16).collect()
+    }
+}
+
+fn hex(bytes: &[u8], upper: bool) -> String {
+    bytes
+        .iter()
+        .map(|b| {
+            if upper {
+                format!("{b:02X}")
+            } else {
+                format!("{b:02x}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The facts of one DER certificate.
+pub fn describe(der: &[u8]) -> Result<CertInfo, CertError> {
+    info(&parse(der)?, der)
+}
+
+fn info(cert: &X509Certificate<'_>, der: &[u8]) -> Result<CertInfo, CertError> {
+    let mut names = Vec::new();
+    let mut email_protection = false;
+    let mut key_id = None;
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                names.extend(san.general_names.iter().map(|n| match n {
+                    GeneralName::RFC822Name(a) => (*a).to_owned(),
+                    other => format!("{other}"),
+                }));
+            }
+            ParsedExtension::ExtendedKeyUsage(eku) => email_protection = eku.email_protection,
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                key_id = aki.key_identifier.as_ref().map(|k| k.0.to_vec());
+            }
+            _ => {}
+        }
+    }
+    let spki = cert.public_key();
+    let key_type = match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("rsa{}", rsa.key_size()),
+        Ok(PublicKey::EC(point)) if point.data().len() == 65 => "p256".into(),
+        Ok(PublicKey::EC(point)) if point.data().len() == 97 => "p384".into(),
+        _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => "ed25519".into(),
+        _ => spki.algorithm.algorithm.to_id_string(),
+    };
+    let sha256 = ring::digest::digest(&ring::digest::SHA256, der);
+    Ok(CertInfo {
+        serial: hex(cert.raw_serial(), false),
+        issuer: cert.issuer().to_string(),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        sha256: hex(sha256.as_ref(), true),
+        key_type,
+        ari_id: key_id.map(|id| ari_id(&id, cert.raw_serial())),
+        names,
+        email_protection,
+    })
+}
+
+/// RFC 9773 §4.1: base64url(AKI keyIdentifier) "." base64url(serial DER content octets).
+pub fn ari_id(key_identifier: &[u8], serial: &[u8]) -> String {
+    format!(
+        "{}.{}",
+        crate::acme::jws::b64u(key_identifier),
+        crate::acme::jws::b64u(serial)
+    )
 }
 
 /// The DER certificates of a PEM chain; anything but CERTIFICATE blocks is refused.
@@ -83,7 +176,7 @@ fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
 
 /// Checks the chain (leaf first) against our public key (the raw subjectPublicKey bits, as
 /// `rcgen::PublicKeyData::der_bytes` gives them) and address.
-pub fn check(chain: &[Vec<u8>], our_public_key: &[u8], email: &str) -> Result<Issued, CertError> {
+pub fn check(chain: &[Vec<u8>], our_public_key: &[u8], email: &str) -> Result<CertInfo, CertError> {
     let certs = chain
         .iter()
         .map(|der| parse(der))
@@ -94,27 +187,14 @@ pub fn check(chain: &[Vec<u8>], our_public_key: &[u8], email: &str) -> Result<Is
     if *leaf.public_key().subject_public_key.data != *our_public_key {
         return Err(CertError::WrongKey);
     }
-    let mut names = Vec::new();
-    let mut email_protection = false;
-    for ext in leaf.extensions() {
-        match ext.parsed_extension() {
-            ParsedExtension::SubjectAlternativeName(san) => {
-                names.extend(san.general_names.iter().map(|n| match n {
-                    GeneralName::RFC822Name(a) => (*a).to_owned(),
-                    other => format!("{other}"),
-                }));
-            }
-            ParsedExtension::ExtendedKeyUsage(eku) => email_protection = eku.email_protection,
-            _ => {}
-        }
-    }
-    if names.len() != 1 || !crate::challenge::mail::same_address(&names[0], email) {
+    let facts = info(leaf, &chain[0])?;
+    if facts.names.len() != 1 || !crate::challenge::mail::same_address(&facts.names[0], email) {
         return Err(CertError::WrongAddress {
             expected: email.to_owned(),
-            found: names,
+            found: facts.names,
         });
     }
-    if !email_protection {
+    if !facts.email_protection {
         return Err(CertError::NoEmailProtection);
     }
     for (i, pair) in certs.windows(2).enumerate() {
@@ -122,24 +202,7 @@ pub fn check(chain: &[Vec<u8>], our_public_key: &[u8], email: &str) -> Result<Is
             .verify_signature(Some(pair[1].public_key()))
             .map_err(|_| CertError::BrokenChain(i))?;
     }
-    let serial = leaf
-        .raw_serial()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    let sha256 = ring::digest::digest(&ring::digest::SHA256, &chain[0]);
-    Ok(Issued {
-        serial,
-        not_after: crate::clock::rfc3339(leaf.validity().not_after.timestamp()),
-        issuer: leaf.issuer().to_string(),
-        sha256: sha256
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":"),
-    })
+    Ok(facts)
 }
 
 #[cfg(test)]
@@ -215,5 +278,44 @@ mod tests {
             check(&mixed, key.der_bytes(), "alice@example.test").unwrap_err(),
             CertError::BrokenChain(0)
         );
+    }
+
+    #[test]
+    fn rfc9773_certificate_identifier() {
+        let key_id = [
+            0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3, 0x7B, 0x84, 0x7B, 0xA0,
+            0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4,
+        ];
+        assert_eq!(
+            ari_id(&key_id, &[0x00, 0x87, 0x65, 0x43, 0x21]),
+            "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
+        );
+    }
+
+    #[test]
+    fn facts_of_a_certificate() {
+        let (good, key) = chain("alice@example.test", true);
+        let info = describe(&good[0]).unwrap();
+        assert_eq!(info.key_type, "p256");
+        assert_eq!(info.names, ["alice@example.test"]);
+        assert!(info.not_after > info.not_before);
+        assert_eq!(
+            info.short_serial().len(),
+            16.min(info.serial.replace(':', "").len())
+        );
+        assert_eq!(
+            check(&good, key.der_bytes(), "alice@example.test").unwrap(),
+            info
+        );
+        for (alg, want) in [
+            (&rcgen::PKCS_ED25519, "ed25519"),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, "p384"),
+        ] {
+            let key = rcgen::KeyPair::generate_for(alg).unwrap();
+            let cert = rcgen::CertificateParams::default()
+                .self_signed(&key)
+                .unwrap();
+            assert_eq!(describe(cert.der()).unwrap().key_type, want);
+        }
     }
 }

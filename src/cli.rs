@@ -4,19 +4,62 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-/// The exit statuses, shown in `--help` and the man page.
-pub const EXIT_CODES: &str = "\
+/// The exit statuses, shown in `--help` and the man pages.
+macro_rules! exit_codes {
+    () => {
+        "\
 Exit status:
-  0  success
+  0  success: everything asked for is done (for renew: renewed, or nothing due)
   1  internal error (a bug, or the system refused something unexpected)
   2  usage or configuration error
-  3  some certificates failed (commands that handle several)
+  3  some of several certificates failed, or a deploy hook failed (renew)
   4  another smime-acme run holds the lock for this mailbox
   5  the CA refused (its problem document is shown)
   6  mail server error (connection, TLS, login, or the reply was not accepted)
   7  timed out waiting for the CA or the challenge mail
   8  cannot reach the CA (network or TLS)
-";
+"
+    };
+}
+pub const EXIT_CODES: &str = exit_codes!();
+
+/// How to run `renew` on a schedule, shown in its long help and man page.
+macro_rules! scheduling {
+    () => {
+        "\
+Running renew on a schedule (it exits 0 when nothing was due, prints nothing with -q unless
+something was renewed or failed, and takes each mailbox's lock in turn):
+
+  systemd: /etc/systemd/system/smime-acme-renew.service
+    [Unit]
+    Description=Renew S/MIME certificates
+    Wants=network-online.target
+    After=network-online.target
+
+    [Service]
+    Type=oneshot
+    Environment=SMIME_ACME_HOME=/var/lib/smime-acme
+    ExecStart=/usr/local/bin/smime-acme renew -q
+
+  and /etc/systemd/system/smime-acme-renew.timer (enable with
+  systemctl enable --now smime-acme-renew.timer):
+    [Unit]
+    Description=Renew S/MIME certificates twice a day
+
+    [Timer]
+    OnCalendar=*-*-* 00,12:00:00
+    RandomizedDelaySec=1h
+    Persistent=true
+
+    [Install]
+    WantedBy=timers.target
+
+  cron (crontab -e; cron mails what -q still prints):
+    17 3,15 * * * smime-acme renew -q
+
+"
+    };
+}
 
 /// Obtain and renew S/MIME certificates automatically over ACME (RFC 8823).
 ///
@@ -52,14 +95,200 @@ pub struct GlobalArgs {
     /// Print nothing unless something failed
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Print one JSON object on stdout, nothing else
+    /// Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)
     #[arg(long, global = true)]
     pub json: bool,
+    /// Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub wait_lock: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    Obtain(ObtainArgs),
+    Obtain(Box<ObtainArgs>),
+    Renew(RenewArgs),
+    Revoke(RevokeArgs),
+    Account(AccountArgs),
+    List(ListArgs),
+    Show(ShowArgs),
+    Export(ExportArgs),
+}
+
+/// Renew the certificates that are due, with the settings each was obtained with.
+///
+/// Without EMAIL, every certificate in the state folder is considered. A certificate is due when
+/// the CA's renewal window (RFC 9773 ARI) says so, or, when the CA gives none, once a third of
+/// its lifetime remains; --days and --force override. Revoked certificates are skipped unless
+/// forced. Each renewal gets a fresh key (unless --reuse-key); old keys and certificates stay in
+/// the state folder so that old mail can still be read.
+///
+/// Made for cron and systemd timers: no flags needed, -q prints only renewals and failures,
+/// --json prints one line per certificate, and the exit status tells "all fine" (0, also when
+/// nothing was due) from "some failed" (3). Mailboxes are locked one by one, so runs for
+/// different mailboxes proceed in parallel.
+#[derive(Debug, Args, Default)]
+#[command(after_help = EXIT_CODES, after_long_help = concat!(scheduling!(), exit_codes!()))]
+pub struct RenewArgs {
+    /// Addresses to renew [default: every certificate in the state folder]
+    pub emails: Vec<String>,
+    /// Renew when fewer than N days remain (instead of the CA's window or a third of the lifetime)
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
+    /// Renew now, whatever the dates say (also revoked certificates)
+    #[arg(long)]
+    pub force: bool,
+    /// Certify the current key again instead of making a fresh one
+    #[arg(long)]
+    pub reuse_key: bool,
+    /// Run this command (with sh -c) after each renewal; SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the new files
+    #[arg(long, value_name = "CMD")]
+    pub deploy_hook: Option<String>,
+    /// Say what would be renewed and why; change nothing and contact no mail server
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Overall wait for the CA and the mail, per certificate [default: as obtained, else 30m]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+/// Revoke a certificate, signed by the account key or by the certificate's own key.
+///
+/// Give the address (its current certificate) or --cert FILE. With --sign-with-cert-key the
+/// request is signed by the certificate's key, which works when the account is lost. The
+/// certificate is marked revoked in the state folder, and renew skips it.
+#[derive(Debug, Args, Default)]
+#[command(after_help = EXIT_CODES)]
+pub struct RevokeArgs {
+    /// The address whose current certificate to revoke
+    #[arg(required_unless_present = "cert", conflicts_with = "cert")]
+    pub email: Option<String>,
+    /// The certificate to revoke (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Why (omitted when not given; "unspecified" is never sent)
+    #[arg(long, value_name = "REASON", value_parser = ["key-compromise", "superseded", "affiliation-changed", "cessation-of-operation"])]
+    pub reason: Option<String>,
+    /// Sign the request with the certificate's own key instead of the account key
+    #[arg(long)]
+    pub sign_with_cert_key: bool,
+    /// The certificate's key (PKCS#8 PEM), for --cert with --sign-with-cert-key when the certificate is not in the state folder
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// ACME directory URL [default: where the certificate was obtained]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SMIME_ACME_SERVER",
+        hide_env_values = true
+    )]
+    pub server: Option<String>,
+    /// Extra trusted roots (PEM) for HTTPS
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SMIME_ACME_CA_BUNDLE",
+        hide_env_values = true
+    )]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// Manage the ACME account kept for a CA: register, show, update contacts, roll over its key,
+/// deactivate it.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct AccountArgs {
+    #[command(subcommand)]
+    pub action: AccountAction,
+    /// ACME directory URL of the CA
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "SMIME_ACME_SERVER",
+        hide_env_values = true
+    )]
+    pub server: Option<String>,
+    /// Extra trusted roots (PEM) for HTTPS
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SMIME_ACME_CA_BUNDLE",
+        hide_env_values = true
+    )]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountAction {
+    /// Create the account (a new ES256 key kept in the state folder)
+    Register {
+        /// Contact address (repeatable)
+        #[arg(long, value_name = "EMAIL")]
+        contact: Vec<String>,
+        /// External account binding: the key identifier the CA gave you
+        #[arg(long, value_name = "KID", requires = "eab_hmac_key_file")]
+        eab_kid: Option<String>,
+        /// External account binding: file holding the base64url MAC key the CA gave you
+        #[arg(long, value_name = "FILE", requires = "eab_kid")]
+        eab_hmac_key_file: Option<PathBuf>,
+        /// Agree to the CA's terms of service (otherwise asked on a terminal)
+        #[arg(long)]
+        agree_tos: bool,
+    },
+    /// Show the account as the CA has it
+    Show,
+    /// Replace the account's contact addresses
+    Update {
+        /// Contact address (repeatable)
+        #[arg(long, value_name = "EMAIL", required = true)]
+        contact: Vec<String>,
+    },
+    /// Replace the account key with a new one (RFC 8555 key change)
+    Rollover,
+    /// Deactivate the account for good; the CA refuses it afterwards
+    Deactivate {
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// List the certificates in the state folder: address, serial, expiry, next renewal, status.
+#[derive(Debug, Args, Default)]
+#[command(after_help = EXIT_CODES)]
+pub struct ListArgs {}
+
+/// Show one address's current certificate, its renewal time and files, and its history.
+#[derive(Debug, Args, Default)]
+#[command(after_help = EXIT_CODES)]
+pub struct ShowArgs {
+    /// The address
+    pub email: String,
+}
+
+/// Write an address's bundle again: in another PKCS#12 format, as PEM, or with every key ever
+/// issued for it (so a mail client can still read mail encrypted to old certificates).
+///
+/// The PKCS#12 password comes from --p12-password-file or SMIME_ACME_P12_PASSWORD; otherwise a
+/// strong one is generated and written to PATH.password (0600).
+#[derive(Debug, Args, Default)]
+#[command(after_help = EXIT_CODES)]
+pub struct ExportArgs {
+    /// The address
+    pub email: String,
+    /// compat (3DES/SHA-1), modern (AES-256/SHA-256), or pem (key and certificates) [default: compat]
+    #[arg(long, value_name = "FORMAT", value_parser = ["compat", "modern", "pem"])]
+    pub format: Option<String>,
+    /// Every key and certificate ever issued for the address, not only the current one
+    #[arg(long)]
+    pub all_keys: bool,
+    /// Where to write (0600)
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+    /// Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else one is generated)
+    #[arg(long, value_name = "FILE")]
+    pub p12_password_file: Option<PathBuf>,
 }
 
 /// Get a certificate for EMAIL: order it, answer the CA's challenge mail, save a PKCS#12 bundle.

@@ -17,6 +17,7 @@ pub mod issuance;
 pub mod keys;
 pub mod mail;
 pub mod output;
+pub mod renewal;
 pub mod secrets;
 pub mod settings;
 pub mod store;
@@ -123,16 +124,26 @@ where
     };
     let global = &cli.global;
     let out = output::Output::new(global.verbose, global.quiet, global.json);
-    let result = match &cli.command {
-        cli::Command::Obtain(args) => settings::load_config(global.config.as_deref())
-            .and_then(|config| settings::obtain(global, args, &config))
-            .map_err(Error::from)
-            .and_then(|settings| commands::obtain::run(&settings, &out)),
-    };
+    let result = settings::load_config(global.config.as_deref())
+        .map_err(Error::from)
+        .and_then(|config| {
+            use cli::Command;
+            match &cli.command {
+                Command::Obtain(args) => {
+                    commands::obtain::run(&settings::obtain(global, args, &config)?, &out)
+                }
+                Command::Renew(args) => commands::renew::run(global, args, &config, &out),
+                Command::Revoke(args) => commands::revoke::run(global, args, &config, &out),
+                Command::Account(args) => commands::account::run(global, args, &config, &out),
+                Command::List(_) => commands::list::list(global, &out),
+                Command::Show(args) => commands::list::show(global, &args.email),
+                Command::Export(args) => commands::export::run(global, args, &out),
+            }
+        });
     match result {
         Ok(outcome) => {
-            out.result(&outcome.human, &outcome.json);
-            ExitCode::from(exit::OK)
+            out.result(&outcome);
+            ExitCode::from(outcome.exit)
         }
         Err(error) => {
             let message = error.to_string();

@@ -89,14 +89,28 @@ impl Output {
         }
     }
 
-    /// The result: `value` as one JSON line with --json, else `human` unless -q.
-    pub fn result(&self, human: &str, value: &serde_json::Value) {
+    /// The result: its JSON lines with --json, else its words (with -q only what must be seen).
+    pub fn result(&self, outcome: &crate::commands::Outcome) {
         self.finish();
         if self.json {
-            println!("{value}");
-        } else if !self.quiet {
-            print!("{human}");
+            for value in &outcome.json {
+                println!("{value}");
+            }
+        } else if self.quiet {
+            print!("{}", outcome.quiet);
+        } else {
+            print!("{}", outcome.human);
         }
+    }
+
+    /// An error about one of several items: one line on stderr, always.
+    pub fn item_error(&self, message: &str) {
+        self.line(&format!("error: {message}"));
+    }
+
+    /// Whether a question may be asked on the terminal.
+    pub fn interactive(&self) -> bool {
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
     }
 
     /// An error: one line on stderr (and a JSON object on stdout with --json).

@@ -29,6 +29,16 @@ pub enum SecretError {
     Empty { what: &'static str },
 }
 
+/// The PKCS#12 password: from `file`, else SMIME_ACME_P12_PASSWORD; None means "generate one".
+pub fn p12_password(file: Option<&Path>) -> Result<Option<String>, SecretError> {
+    if let Some(path) = file {
+        return Ok(Some(from_file("PKCS#12 password", path)?));
+    }
+    Ok(std::env::var("SMIME_ACME_P12_PASSWORD")
+        .ok()
+        .filter(|v| !v.is_empty()))
+}
+
 /// The first line of a small file.
 pub fn from_file(what: &'static str, path: &Path) -> Result<String, SecretError> {
     let err = |reason: String| SecretError::File {

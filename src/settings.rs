@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bundle::P12Format;
 use crate::challenge::authenticity::ChallengeAuth;
@@ -24,8 +24,8 @@ fn bad(text: impl Into<String>) -> SettingsError {
     SettingsError(text.into())
 }
 
-/// The configuration file.
-#[derive(Debug, Default, Deserialize)]
+/// The configuration file (also the shape of the settings kept for `renew`).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     #[serde(default)]
@@ -35,7 +35,7 @@ pub struct ConfigFile {
 }
 
 /// `[server]`: the CA.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerConfig {
     pub url: Option<String>,
@@ -49,7 +49,7 @@ pub struct ServerConfig {
 }
 
 /// `[mailbox."you@example.com"]`: one mailbox.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MailboxConfig {
     pub imap: Option<String>,
@@ -68,6 +68,7 @@ pub struct MailboxConfig {
     pub p12_password_file: Option<PathBuf>,
     pub challenge_auth: Option<String>,
     pub dns_server: Option<String>,
+    pub out: Option<PathBuf>,
 }
 
 /// Where the mail password comes from, in order of preference.
@@ -89,6 +90,16 @@ pub enum ChallengeTiming {
     ReplyFirst,
     /// POST right away (servers that send the mail only then), then reply.
     PostFirst,
+}
+
+impl ChallengeTiming {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChallengeTiming::Auto => "auto",
+            ChallengeTiming::ReplyFirst => "reply-first",
+            ChallengeTiming::PostFirst => "post-first",
+        }
+    }
 }
 
 /// Everything `obtain` needs, resolved.
@@ -118,6 +129,8 @@ pub struct ObtainSettings {
     pub token_join: TokenJoin,
     pub challenge_timing: ChallengeTiming,
     pub timeout: Duration,
+    /// How long to wait for another run working on the same mailbox.
+    pub wait_lock: Duration,
 }
 
 /// The default configuration file and state folder.
@@ -311,11 +324,7 @@ pub fn obtain(
             .unwrap_or("30m"),
     )
     .map_err(bad)?;
-    let state_dir = global
-        .state_dir
-        .clone()
-        .or_else(|| default_paths().1)
-        .ok_or_else(|| bad("no state folder: give --state-dir or set SMIME_ACME_HOME"))?;
+    let state_dir = state_dir(global)?;
 
     Ok(ObtainSettings {
         email,
@@ -340,7 +349,7 @@ pub fn obtain(
             .p12_password_file
             .clone()
             .or_else(|| mailbox.p12_password_file.clone()),
-        out: args.out.clone(),
+        out: args.out.clone().or_else(|| mailbox.out.clone()),
         eab,
         agree_tos: args.agree_tos || server_cfg.agree_tos.unwrap_or(false),
         challenge_auth,
@@ -348,7 +357,114 @@ pub fn obtain(
         token_join,
         challenge_timing,
         timeout,
+        wait_lock: wait_lock(global)?,
     })
+}
+
+/// The state folder: --state-dir, SMIME_ACME_HOME, or the default.
+pub fn state_dir(global: &GlobalArgs) -> Result<PathBuf, SettingsError> {
+    global
+        .state_dir
+        .clone()
+        .or_else(|| default_paths().1)
+        .ok_or_else(|| bad("no state folder: give --state-dir or set SMIME_ACME_HOME"))
+}
+
+/// --wait-lock, zero when not given.
+pub fn wait_lock(global: &GlobalArgs) -> Result<Duration, SettingsError> {
+    global
+        .wait_lock
+        .as_deref()
+        .map_or(Ok(Duration::ZERO), parse_duration)
+        .map_err(bad)
+}
+
+/// The settings of a successful issuance as configuration, kept beside the certificate so that
+/// `renew` needs no flags. Paths are made absolute; no secret is kept, only where it comes from.
+pub fn to_config(s: &ObtainSettings) -> ConfigFile {
+    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+    let (password_file, password_command) = match &s.password {
+        PasswordSource::File(path) => (Some(absolute(path)), None),
+        PasswordSource::Command(cmd) => (None, Some(cmd.clone())),
+        PasswordSource::Env | PasswordSource::Prompt => (None, None),
+    };
+    let mailbox = MailboxConfig {
+        imap: Some(s.imap.to_string()),
+        imap_security: Some(s.imap_security.to_string()),
+        imap_user: Some(s.imap_user.clone()),
+        smtp: Some(s.smtp.to_string()),
+        smtp_security: Some(s.smtp_security.to_string()),
+        smtp_user: Some(s.smtp_user.clone()),
+        password_file,
+        password_command,
+        watch_folder: s
+            .folders
+            .iter()
+            .filter(|f| *f != "INBOX")
+            .cloned()
+            .collect(),
+        key_type: Some(s.key_type.to_string()),
+        usage: Some(s.usage.to_string()),
+        p12_format: Some(s.p12_format.to_string()),
+        p12_password_file: s.p12_password_file.as_ref().map(absolute),
+        challenge_auth: Some(s.challenge_auth.to_string()),
+        dns_server: s.dns_server.map(|a| a.to_string()),
+        out: s.out.as_ref().map(absolute),
+    };
+    ConfigFile {
+        server: ServerConfig {
+            url: Some(s.server.clone()),
+            ca_bundle: s.ca_bundle.as_ref().map(absolute),
+            token_join: Some(s.token_join.name().into()),
+            challenge_timing: Some(s.challenge_timing.name().into()),
+            ..ServerConfig::default()
+        },
+        mailbox: BTreeMap::from([(s.email.clone(), mailbox)]),
+    }
+}
+
+/// The settings to renew `email` with: the mailbox's table in the configuration file over the
+/// kept settings (so a changed server name or password file takes effect), and the kept CA
+/// over the file's `[server]` (a certificate is renewed where it was issued). `args` holds the
+/// address and whatever `renew` itself sets (the timeout).
+pub fn for_renewal(
+    global: &GlobalArgs,
+    args: &ObtainArgs,
+    config: &ConfigFile,
+    kept: &ConfigFile,
+) -> Result<ObtainSettings, SettingsError> {
+    let find = |file: &ConfigFile| {
+        file.mailbox
+            .iter()
+            .find(|(k, _)| crate::challenge::mail::same_address(k, &args.email))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let merged = ConfigFile {
+        server: layer(&kept.server, &config.server)?,
+        mailbox: BTreeMap::from([(args.email.clone(), layer(&find(config), &find(kept))?)]),
+    };
+    obtain(global, args, &merged)
+}
+
+/// `top` with its unset fields taken from `under`.
+fn layer<T: Serialize + serde::de::DeserializeOwned>(
+    top: &T,
+    under: &T,
+) -> Result<T, SettingsError> {
+    let fail = |e: serde_json::Error| bad(format!("cannot combine settings: {e}"));
+    let mut value = serde_json::to_value(top).map_err(fail)?;
+    let fallback = serde_json::to_value(under).map_err(fail)?;
+    if let (Some(top), Some(under)) = (value.as_object_mut(), fallback.as_object()) {
+        for (key, below) in under {
+            let slot = top.entry(key.clone()).or_insert(serde_json::Value::Null);
+            let unset = slot.is_null() || slot.as_array().is_some_and(Vec::is_empty);
+            if unset {
+                *slot = below.clone();
+            }
+        }
+    }
+    serde_json::from_value(value).map_err(fail)
 }
 
 /// `90s`, `30m`, `1h`, `1h30m`, or plain seconds.
@@ -403,6 +519,7 @@ mod tests {
             verbose: 0,
             quiet: false,
             json: false,
+            wait_lock: None,
         }
     }
 
@@ -494,5 +611,41 @@ mod tests {
         a.server = Some("http://ca.test/dir".into());
         assert!(obtain(&global(), &a, &ConfigFile::default()).is_err());
         assert!(obtain(&global(), &args("not-an-address"), &ConfigFile::default()).is_err());
+    }
+
+    #[test]
+    fn renewal_reuses_the_kept_settings_under_the_mailbox_table() {
+        let mut first = args("alice@example.test");
+        first.key_type = Some("p384".into());
+        first.usage = Some("sign".into());
+        first.password_file = Some("relative/pw".into());
+        first.watch_folder = vec!["Junk".into()];
+        let obtained = obtain(&global(), &first, &ConfigFile::default()).unwrap();
+        let kept: ConfigFile =
+            serde_json::from_value(serde_json::to_value(to_config(&obtained)).unwrap()).unwrap();
+        let renew_args = ObtainArgs {
+            email: "alice@example.test".into(),
+            ..Default::default()
+        };
+        let again = for_renewal(&global(), &renew_args, &ConfigFile::default(), &kept).unwrap();
+        assert_eq!(again.server, obtained.server);
+        assert_eq!(again.imap, obtained.imap);
+        assert_eq!(again.key_type, KeyType::P384);
+        assert_eq!(again.usage, Usage::Sign);
+        assert_eq!(again.folders, ["INBOX", "Junk"]);
+        let PasswordSource::File(path) = &again.password else {
+            panic!("password source {:?}", again.password)
+        };
+        assert!(path.is_absolute() && path.ends_with("relative/pw"));
+
+        // The mailbox's table wins over what was kept; the kept CA wins over [server].
+        let config: ConfigFile = toml::from_str(
+            "[server]\nurl = \"https://other.test/dir\"\n[mailbox.\"alice@example.test\"]\nimap = \"imap.example.test\"\n",
+        )
+        .unwrap();
+        let again = for_renewal(&global(), &renew_args, &config, &kept).unwrap();
+        assert_eq!(again.server, "https://ca.test/dir");
+        assert_eq!(again.imap.host, "imap.example.test");
+        assert_eq!(again.key_type, KeyType::P384);
     }
 }

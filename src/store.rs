@@ -9,7 +9,10 @@
 //!   pending/<email>.json                the issuance in progress (resumed by the next run)
 //!   certs/<email>/<issued>-<serial>/    one folder per certificate, never overwritten:
 //!       key.pem  cert.pem  chain.pem  fullchain.pem  <email>.p12  [p12-password]
+//!       [revoked.json]                  {"reason", "revoked_at"} once revoked with smime-acme
+//!       [renewal-info.json]             the CA's last renewal window (RFC 9773) and next check
 //!   certs/<email>/current               the name of the newest certificate folder
+//!   certs/<email>/settings.json         the settings of the last issuance, reused by `renew`
 //!   locks/<email>.lock                  held while a run works on that mailbox
 //! ```
 //! `<server-id>` is the directory URL's host and port plus a short hash of the whole URL.
@@ -18,6 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -73,6 +77,58 @@ impl Store {
         self.root.join("certs").join(safe_name(email))
     }
 
+    /// The settings `renew` reuses for `email`.
+    pub fn settings_file(&self, email: &str) -> PathBuf {
+        self.certs_dir(email).join("settings.json")
+    }
+
+    /// The newest certificate folder of `email`, if any.
+    pub fn current(&self, email: &str) -> Result<Option<PathBuf>, StoreError> {
+        let dir = self.certs_dir(email);
+        let Some(name) = read_optional(&dir.join("current"), 4096)? else {
+            return Ok(None);
+        };
+        let name = String::from_utf8_lossy(&name).trim().to_owned();
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(StoreError::Damaged {
+                path: dir.join("current"),
+                reason: "not a folder name".into(),
+            });
+        }
+        Ok(Some(dir.join(name)))
+    }
+
+    /// Every certificate folder of `email`, oldest first.
+    pub fn history(&self, email: &str) -> Result<Vec<PathBuf>, StoreError> {
+        let mut dirs = subfolders(&self.certs_dir(email))?;
+        dirs.sort();
+        Ok(dirs)
+    }
+
+    /// The folder names under `certs/` that hold a current certificate, sorted.
+    pub fn mailboxes(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = subfolders(&self.root.join("certs"))?
+            .into_iter()
+            .filter(|dir| dir.join("current").is_file())
+            .filter_map(|dir| dir.file_name()?.to_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Takes the lock for `email`, waiting up to `wait` for another run to release it.
+    pub fn lock_wait(&self, email: &str, wait: Duration) -> Result<MailboxLock, StoreError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.lock(email) {
+                Err(StoreError::Locked(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Takes the lock for `email` without waiting.
     pub fn lock(&self, email: &str) -> Result<MailboxLock, StoreError> {
         let path = self
@@ -96,6 +152,22 @@ impl Store {
             Err(fs::TryLockError::Error(source)) => Err(StoreError::Write { path, source }),
         }
     }
+}
+
+/// The folders directly in `dir` (none if it does not exist).
+fn subfolders(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other.map_err(|source| StoreError::Read {
+            path: dir.to_owned(),
+            source,
+        })?,
+    };
+    Ok(entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect())
 }
 
 /// Creates `dir` and its parents, each new one 0700.
@@ -294,7 +366,24 @@ mod tests {
         let _other = store
             .lock("bob@example.test")
             .expect("another mailbox is free");
+        let started = Instant::now();
+        assert!(matches!(
+            store.lock_wait("alice@example.test", Duration::from_millis(500)),
+            Err(StoreError::Locked(_))
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        let waiter = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.lock_wait("alice@example.test", Duration::from_secs(20))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
         drop(held);
+        waiter
+            .join()
+            .unwrap()
+            .expect("a waiting run gets the lock once it is released");
         store.lock("alice@example.test").expect("released on drop");
         fs::remove_dir_all(store.root()).unwrap();
     }

@@ -85,6 +85,15 @@ impl AcmeClient {
         Ok(client)
     }
 
+    /// An unauthenticated GET (RFC 9773 renewal information); non-2xx answers are errors.
+    pub fn get(&mut self, url: &str) -> Result<Response, AcmeError> {
+        let response = self.send(self.http.get(url), url)?;
+        if !(200..300).contains(&response.status) {
+            return Err(self.error(url, &response));
+        }
+        Ok(response)
+    }
+
     /// HTTP requests made so far.
     pub fn requests(&self) -> u32 {
         self.requests

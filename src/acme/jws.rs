@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SecureRandom;
-use ring::signature::{self, EcdsaKeyPair, KeyPair};
+use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
 
 /// Unpadded base64url, as every ACME JSON field uses.
@@ -21,6 +21,8 @@ pub enum JwsError {
     EmptyMacKey,
     #[error("signing failed")]
     Signing,
+    #[error("the certificate key is not an RSA, P-256, P-384 or Ed25519 PKCS#8 key")]
+    BadCertificateKey,
 }
 
 /// A public JSON Web Key: the members RFC 7638 requires for each key type, base64url-encoded.
@@ -139,6 +141,100 @@ impl Signer for AccountKey {
             .sign(&self.rng, message)
             .map_err(|_| JwsError::Signing)?;
         Ok(sig.as_ref().to_vec())
+    }
+}
+
+/// A certificate's own key, for revocation signed by it (RFC 8555 §7.6): RS256, ES256, ES384
+/// or EdDSA.
+pub enum CertKey {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair, &'static str, &'static str),
+    Ed25519(Ed25519KeyPair),
+}
+
+impl std::fmt::Debug for CertKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertKey")
+            .field("alg", &self.alg())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertKey {
+    /// Loads any of the certificate key types smime-acme makes, from PKCS#8 DER.
+    pub fn from_pkcs8(der: &[u8]) -> Result<CertKey, JwsError> {
+        let rng = ring::rand::SystemRandom::new();
+        if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
+            return Ok(CertKey::Rsa(pair));
+        }
+        for (alg, crv, name) in [
+            (
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                "P-256",
+                "ES256",
+            ),
+            (
+                &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                "P-384",
+                "ES384",
+            ),
+        ] {
+            if let Ok(pair) = EcdsaKeyPair::from_pkcs8(alg, der, &rng) {
+                return Ok(CertKey::Ec(pair, crv, name));
+            }
+        }
+        Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+            .map(CertKey::Ed25519)
+            .map_err(|_| JwsError::BadCertificateKey)
+    }
+}
+
+impl Signer for CertKey {
+    fn alg(&self) -> &'static str {
+        match self {
+            CertKey::Rsa(_) => "RS256",
+            CertKey::Ec(_, _, alg) => alg,
+            CertKey::Ed25519(_) => "EdDSA",
+        }
+    }
+
+    fn jwk(&self) -> Jwk {
+        match self {
+            CertKey::Rsa(pair) => {
+                let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+                Jwk::rsa(&public.n, &public.e)
+            }
+            CertKey::Ec(pair, crv, _) => {
+                let point = pair.public_key().as_ref();
+                let half = (point.len() - 1) / 2;
+                Jwk::Ec {
+                    crv,
+                    x: b64u(&point[1..1 + half]),
+                    y: b64u(&point[1 + half..]),
+                }
+            }
+            CertKey::Ed25519(pair) => Jwk::Okp {
+                crv: "Ed25519",
+                x: b64u(pair.public_key().as_ref()),
+            },
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JwsError> {
+        let rng = ring::rand::SystemRandom::new();
+        match self {
+            CertKey::Rsa(pair) => {
+                let mut sig = vec![0; pair.public().modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                    .map_err(|_| JwsError::Signing)?;
+                Ok(sig)
+            }
+            CertKey::Ec(pair, _, _) => pair
+                .sign(&rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| JwsError::Signing),
+            CertKey::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
     }
 }
 
@@ -327,5 +423,45 @@ mod tests {
             external_account_binding("k", b"", &key.jwk(), "u"),
             Err(JwsError::EmptyMacKey)
         ));
+    }
+
+    #[test]
+    fn certificate_keys_of_every_type_sign_what_their_jwk_verifies() {
+        use crate::keys::{self, KeyType};
+        use ring::signature::{self, UnparsedPublicKey};
+        for (key_type, alg) in [
+            (KeyType::Rsa2048, "RS256"),
+            (KeyType::P256, "ES256"),
+            (KeyType::P384, "ES384"),
+            (KeyType::Ed25519, "EdDSA"),
+        ] {
+            let key = CertKey::from_pkcs8(&keys::generate(key_type).unwrap()).unwrap();
+            assert_eq!(key.alg(), alg);
+            let message = b"protected.payload";
+            let sig = key.sign(message).unwrap();
+            let ok = match key.jwk() {
+                Jwk::Rsa { n, e } => signature::RsaPublicKeyComponents {
+                    n: decode(&n),
+                    e: decode(&e),
+                }
+                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, &sig)
+                .is_ok(),
+                Jwk::Ec { crv, x, y } => {
+                    let point = [vec![4], decode(&x), decode(&y)].concat();
+                    let alg = match crv {
+                        "P-256" => &signature::ECDSA_P256_SHA256_FIXED,
+                        _ => &signature::ECDSA_P384_SHA384_FIXED,
+                    };
+                    UnparsedPublicKey::new(alg, point)
+                        .verify(message, &sig)
+                        .is_ok()
+                }
+                Jwk::Okp { x, .. } => UnparsedPublicKey::new(&signature::ED25519, decode(&x))
+                    .verify(message, &sig)
+                    .is_ok(),
+            };
+            assert!(ok, "{alg} signature verifies with the JWK");
+        }
+        assert!(CertKey::from_pkcs8(b"not a key").is_err());
     }
 }

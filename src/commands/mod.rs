@@ -1,4 +1,120 @@
-//! One file per subcommand: each takes resolved settings and the output, and returns a result
-//! that `lib.rs` maps to the exit status.
+//! One file per subcommand: each takes resolved settings and the output, and returns an
+//! [`Outcome`] (or an error) that `lib.rs` prints and maps to the exit status.
 
+pub mod account;
+pub mod export;
+pub mod list;
 pub mod obtain;
+pub mod renew;
+pub mod revoke;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::Error;
+use crate::acme::client::AcmeClient;
+
+/// What a command did: words for people, JSON for scripts, and the exit status.
+#[derive(Debug)]
+pub struct Outcome {
+    pub human: String,
+    /// What is still printed with -q (renewals and failures).
+    pub quiet: String,
+    /// One object, or one per certificate for `renew` and `list`.
+    pub json: Vec<Value>,
+    pub exit: u8,
+}
+
+impl Outcome {
+    /// A successful command with one result.
+    pub fn one(human: String, json: Value) -> Outcome {
+        Outcome {
+            human,
+            quiet: String::new(),
+            json: vec![json],
+            exit: crate::exit::OK,
+        }
+    }
+}
+
+/// Connects to the CA at `server`, trusting the system roots and those in `ca_bundle`.
+pub fn connect(server: &str, ca_bundle: Option<&PathBuf>) -> Result<AcmeClient, Error> {
+    let roots = match ca_bundle {
+        Some(path) => crate::tls::load_bundle(path)?,
+        None => Vec::new(),
+    };
+    Ok(AcmeClient::connect(
+        server,
+        crate::tls::client_config(&roots),
+    )?)
+}
+
+/// The CA's last renewal window for a certificate, and when to ask again (`renewal-info.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RenewalInfo {
+    pub window: crate::renewal::Window,
+    /// Unix time before which the CA is not asked again (its Retry-After).
+    pub next_check: i64,
+    #[serde(default)]
+    pub explanation_url: Option<String>,
+}
+
+/// A certificate folder of the state folder, read.
+#[derive(Debug)]
+pub struct Held {
+    pub dir: PathBuf,
+    pub der: Vec<u8>,
+    pub info: crate::certificate::CertInfo,
+    pub revoked: Option<Value>,
+    pub renewal_info: Option<RenewalInfo>,
+}
+
+impl Held {
+    pub fn read(dir: &std::path::Path) -> Result<Held, Error> {
+        let pem = crate::store::read_optional(&dir.join("cert.pem"), 1024 * 1024)?
+            .ok_or_else(|| Error::Internal(format!("{} has no cert.pem", dir.display())))?;
+        let damaged = |e: crate::certificate::CertError| crate::store::StoreError::Damaged {
+            path: dir.join("cert.pem"),
+            reason: e.to_string(),
+        };
+        let der = crate::certificate::parse_pem_chain(&pem)
+            .map_err(damaged)?
+            .swap_remove(0);
+        let info = crate::certificate::describe(&der).map_err(damaged)?;
+        Ok(Held {
+            revoked: crate::store::read_json(&dir.join("revoked.json"))?,
+            renewal_info: crate::store::read_json(&dir.join("renewal-info.json"))?,
+            dir: dir.to_owned(),
+            der,
+            info,
+        })
+    }
+
+    /// The current certificate of `email`; a usage error when there is none.
+    pub fn current(store: &crate::store::Store, email: &str) -> Result<Held, Error> {
+        match store.current(email)? {
+            Some(dir) => Held::read(&dir),
+            None => Err(Error::Usage(format!(
+                "no certificate for {email} in {}: run smime-acme obtain {email} first",
+                store.root().display()
+            ))),
+        }
+    }
+
+    /// The facts the renewal decision needs.
+    pub fn facts(&self) -> crate::renewal::Facts {
+        crate::renewal::Facts {
+            not_before: self.info.not_before,
+            not_after: self.info.not_after,
+            revoked: self.revoked.is_some(),
+            window: self.renewal_info.as_ref().map(|r| r.window),
+            jitter: crate::renewal::jitter(&self.info.sha256),
+        }
+    }
+
+    /// The address the certificate is for.
+    pub fn email(&self) -> String {
+        self.info.names.first().cloned().unwrap_or_default()
+    }
+}

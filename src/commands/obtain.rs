@@ -6,16 +6,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::acme::client::{AcmeClient, AcmeError};
 use crate::acme::jws::{self, AccountKey, KeyRef, Signer};
 use crate::acme::types::{Authorization, Challenge, Identifier, Order, Status};
 use crate::bundle;
-use crate::certificate::{self, Issued};
+use crate::certificate::{self, CertInfo};
 use crate::challenge::authenticity::{AuthFailure, ChallengeAuth};
 use crate::challenge::mail::{self, ChallengeMail, Expected, Rejection};
 use crate::challenge::response::{self, Reply};
+use crate::commands::Outcome;
 use crate::issuance::{Pending, Step};
 use crate::keys;
 use crate::mail::dkim::Verifier;
@@ -40,32 +41,50 @@ const FAST_WINDOW: Duration = Duration::from_secs(10);
 /// Answered Message-IDs remembered per mailbox.
 const ANSWERED_KEPT: usize = 200;
 
-/// The result of a successful run: words for people, an object for `--json`.
-#[derive(Debug)]
-pub struct Outcome {
-    pub human: String,
-    pub json: Value,
+/// What a renewal adds to an issuance.
+#[derive(Debug, Default)]
+pub struct Renewal {
+    /// The RFC 9773 identifier of the certificate being replaced (sent when the CA offers ARI).
+    pub replaces: Option<String>,
+    /// The key to certify again (PKCS#8), instead of a fresh one.
+    pub key: Option<Vec<u8>>,
 }
 
 /// Runs `obtain`.
 pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
-    let deadline = Instant::now() + settings.timeout;
     let store = Store::new(&settings.state_dir);
-    let _lock = store.lock(&settings.email)?;
+    let _lock = store.lock_wait(&settings.email, settings.wait_lock)?;
+    issue(settings, &store, &Renewal::default(), out)
+}
+
+/// Gets a certificate for `settings.email`; the caller holds the mailbox's lock.
+pub fn issue(
+    settings: &ObtainSettings,
+    store: &Store,
+    renewal: &Renewal,
+    out: &Output,
+) -> Result<Outcome, Error> {
+    let deadline = Instant::now() + settings.timeout;
     let extra_roots = match &settings.ca_bundle {
         Some(path) => crate::tls::load_bundle(path)?,
         None => Vec::new(),
     };
     let tls = crate::tls::client_config(&extra_roots);
     let password = secrets::mail_password(&settings.password, &settings.imap_user)?;
-    let p12_password = p12_password(settings)?;
+    let p12_password = secrets::p12_password(settings.p12_password_file.as_deref())?;
     if settings.challenge_auth == ChallengeAuth::None {
         out.warn("--challenge-auth none: challenge mails are answered without checking they come from the CA (insecure)");
     }
 
     out.phase(&format!("contacting the CA at {}", settings.server));
     let mut acme = AcmeClient::connect(&settings.server, Arc::clone(&tls))?;
-    let (key, account_url) = account::load_or_register(&mut acme, &store, settings, out)?;
+    let registration = account::Registration {
+        contacts: vec![settings.email.clone()],
+        agree_tos: settings.agree_tos,
+        eab: settings.eab.clone(),
+    };
+    let (key, account_url) =
+        account::load_or_register(&mut acme, store, &settings.server, &registration, out)?;
 
     out.phase(&format!(
         "logging in to {} as {}",
@@ -97,6 +116,7 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
             &mut mailbox,
             &pending_path,
             settings,
+            renewal.replaces.as_deref(),
             out,
         )?,
     };
@@ -104,7 +124,7 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
         settings,
         out,
         key: &key,
-        store: &store,
+        store,
         pending_path: &pending_path,
         deadline,
     };
@@ -143,14 +163,14 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
     if !validated {
         await_validation(&ctx, &mut acme, &pending)?;
     }
-    let (chain, key_pkcs8) = finalize(&ctx, &mut acme, &mut pending)?;
+    let (chain, key_pkcs8) = finalize(&ctx, &mut acme, &mut pending, renewal.key.as_deref())?;
     let mut outcome = save(&ctx, &chain, &key_pkcs8, &p12_password)?;
     let _ = std::fs::remove_file(&pending_path);
     if let Some(key_file) = &pending.key_file {
         let _ = std::fs::remove_file(key_file);
     }
-    outcome.json["http_requests"] = json!(acme.requests());
-    outcome.json["reply_sent_at_unix_ms"] = json!(pending.reply_sent_at);
+    outcome.json[0]["http_requests"] = json!(acme.requests());
+    outcome.json[0]["reply_sent_at_unix_ms"] = json!(pending.reply_sent_at);
     Ok(outcome)
 }
 
@@ -188,16 +208,6 @@ fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-fn p12_password(settings: &ObtainSettings) -> Result<Option<String>, Error> {
-    if let Some(path) = &settings.p12_password_file {
-        return Ok(Some(secrets::from_file("PKCS#12 password", path)?));
-    }
-    match std::env::var("SMIME_ACME_P12_PASSWORD") {
-        Ok(value) if !value.is_empty() => Ok(Some(value)),
-        _ => Ok(None),
-    }
 }
 
 /// The saved issuance, if its order can still be used.
@@ -246,6 +256,7 @@ fn resume(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn new_order(
     acme: &mut AcmeClient,
     key: &AccountKey,
@@ -253,6 +264,7 @@ fn new_order(
     mailbox: &mut Mailbox,
     path: &std::path::Path,
     settings: &ObtainSettings,
+    replaces: Option<&str>,
     out: &Output,
 ) -> Result<Pending, Error> {
     // Where new mail starts, before the order exists: its challenge mail comes after.
@@ -269,8 +281,24 @@ fn new_order(
     store::write_json(path, &pending)?;
     out.phase(&format!("ordering a certificate for {}", settings.email));
     let new_order = acme.directory.new_order.clone();
-    let payload = json!({"identifiers": [Identifier::email(&settings.email)]});
-    let response = acme.post(key, KeyRef::Kid(account_url), &new_order, Some(&payload))?;
+    let mut payload = json!({"identifiers": [Identifier::email(&settings.email)]});
+    let replaces = replaces.filter(|_| acme.directory.renewal_info.is_some());
+    if let Some(id) = replaces {
+        payload["replaces"] = json!(id);
+    }
+    let response = match acme.post(key, KeyRef::Kid(account_url), &new_order, Some(&payload)) {
+        // Some CAs refuse `replaces` (already replaced, or not understood): order without it.
+        Err(AcmeError::Problem(problem)) if replaces.is_some() => {
+            out.info(&format!(
+                "the CA refused the order as a replacement ({problem}): ordering without \"replaces\""
+            ));
+            payload
+                .as_object_mut()
+                .map(|fields| fields.remove("replaces"));
+            acme.post(key, KeyRef::Kid(account_url), &new_order, Some(&payload))?
+        }
+        other => other?,
+    };
     let order: Order = response.json(&new_order)?;
     pending.order_url = response
         .location
@@ -603,6 +631,7 @@ fn finalize(
     ctx: &Ctx<'_>,
     acme: &mut AcmeClient,
     pending: &mut Pending,
+    reuse: Option<&[u8]>,
 ) -> Result<(Vec<Vec<u8>>, Vec<u8>), Error> {
     let settings = ctx.settings;
     let key_path = ctx.pending_path.with_extension("key.pem");
@@ -611,9 +640,14 @@ fn finalize(
     {
         Some(der) if pending.key_file.is_some() => der,
         _ => {
-            ctx.out
-                .phase(&format!("generating a {} key", settings.key_type));
-            let der = keys::generate(settings.key_type)?;
+            let der = match reuse {
+                Some(der) => der.to_vec(),
+                None => {
+                    ctx.out
+                        .phase(&format!("generating a {} key", settings.key_type));
+                    keys::generate(settings.key_type)?
+                }
+            };
             store::write_atomic(&key_path, bundle::pem_private_key(&der).as_bytes())?;
             pending.key_file = Some(key_path.clone());
             ctx.save(pending)?;
@@ -698,8 +732,8 @@ fn save(
 ) -> Result<Outcome, Error> {
     let settings = ctx.settings;
     let key_pair = keys::load(settings.key_type, pkcs8)?;
-    let issued: Issued =
-        certificate::check(chain, key_pair.der_bytes(), &settings.email).map_err(|e| {
+    let issued: CertInfo = certificate::check(chain, key_pair.der_bytes(), &settings.email)
+        .map_err(|e| {
             Error::CaRefused(format!(
                 "{e}; the key is kept in {}",
                 ctx.pending_path.with_extension("key.pem").display()
@@ -718,16 +752,7 @@ fn save(
     )?;
     bundle::check_pkcs12(&p12, &password, &chain[0])?;
 
-    let folder_name = format!(
-        "{}-{}",
-        now_unix(),
-        issued
-            .serial
-            .replace(':', "")
-            .chars()
-            .take(16)
-            .collect::<String>()
-    );
+    let folder_name = format!("{}-{}", now_unix(), issued.short_serial());
     let dir = ctx.store.certs_dir(&settings.email).join(&folder_name);
     let p12_name = format!("{}.p12", store::safe_name(&settings.email));
     let files = [
@@ -768,6 +793,10 @@ fn save(
         &ctx.store.certs_dir(&settings.email).join("current"),
         format!("{folder_name}\n").as_bytes(),
     )?;
+    store::write_json(
+        &ctx.store.settings_file(&settings.email),
+        &crate::settings::to_config(settings),
+    )?;
     if let Some(out_path) = &settings.out {
         store::write_atomic(out_path, &p12)?;
         paths.insert("out".into(), json!(out_path));
@@ -778,7 +807,7 @@ fn save(
         settings.email,
         issued.serial,
         issued.issuer,
-        issued.not_after,
+        issued.not_after_rfc3339(),
         issued.sha256,
         p12_path.display(),
         settings.p12_format,
@@ -797,11 +826,12 @@ fn save(
         "email": settings.email,
         "serial": issued.serial,
         "issuer": issued.issuer,
-        "not_after": issued.not_after,
+        "not_after": issued.not_after_rfc3339(),
         "sha256_fingerprint": issued.sha256,
         "key_type": settings.key_type.name(),
         "p12_format": settings.p12_format.to_string(),
+        "folder": dir,
         "files": paths,
     });
-    Ok(Outcome { human, json })
+    Ok(Outcome::one(human, json))
 }

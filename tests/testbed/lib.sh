@@ -31,7 +31,7 @@ TB_CA_EAB_MAILBOX=acme-eab@ca.test
 tb_mailboxes() {
   printf '%s\n' alice@example.test bob@example.test
   local i
-  for i in $(seq -w 1 20); do printf 'staff%s@example.test\n' "$i"; done
+  for i in $(seq -w 1 40); do printf 'staff%s@example.test\n' "$i"; done
   printf '%s\n' "$TB_CA_MAILBOX" "$TB_CA_EAB_MAILBOX"
 }
 

@@ -1,0 +1,310 @@
+//! `smime-acme renew [EMAIL...]`: for each certificate, under its mailbox's lock: ask the CA for
+//! its renewal window (RFC 9773, honouring Retry-After), decide (`renewal`), and if due obtain a
+//! new certificate with the kept settings, as a replacement of the old one; then the deploy
+//! hook. Continues past failures and reports each.
+
+use std::os::fd::AsFd;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use super::{Held, Outcome, RenewalInfo};
+use crate::acme::client::AcmeClient;
+use crate::cli::{GlobalArgs, ObtainArgs, RenewArgs};
+use crate::clock;
+use crate::output::Output;
+use crate::renewal::{self, Decision, Window};
+use crate::settings::{self, ConfigFile};
+use crate::store::{self, Store};
+use crate::{Error, exit};
+
+/// Retry-After for renewal information is kept within these bounds (RFC 9773 §4.3).
+const MIN_RECHECK: i64 = 60;
+const MAX_RECHECK: i64 = 86_400;
+/// When the CA gives no Retry-After.
+const DEFAULT_RECHECK: i64 = 6 * 3600;
+
+/// One certificate's result.
+struct Report {
+    line: String,
+    json: Value,
+    /// Something happened that -q still shows.
+    loud: bool,
+}
+
+pub fn run(
+    global: &GlobalArgs,
+    args: &RenewArgs,
+    config: &ConfigFile,
+    out: &Output,
+) -> Result<Outcome, Error> {
+    let store = Store::new(settings::state_dir(global)?);
+    let emails = if args.emails.is_empty() {
+        let mut emails = Vec::new();
+        for name in store.mailboxes()? {
+            emails.push(Held::current(&store, &name)?.email());
+        }
+        emails
+    } else {
+        args.emails.iter().map(|e| e.trim().to_owned()).collect()
+    };
+    let mut outcome = Outcome {
+        human: String::new(),
+        quiet: String::new(),
+        json: Vec::new(),
+        exit: exit::OK,
+    };
+    if emails.is_empty() {
+        outcome.human = format!(
+            "No certificates in {}: get one with smime-acme obtain EMAIL.\n",
+            store.root().display()
+        );
+        return Ok(outcome);
+    }
+    let mut codes = Vec::new();
+    for email in &emails {
+        let report = match renew_one(global, args, config, &store, email, out) {
+            Ok(report) => report,
+            Err(error) => {
+                let message = format!("{email}: {error}");
+                out.item_error(&message);
+                codes.push(error.exit_code());
+                Report {
+                    line: format!("{email}: failed: {error}"),
+                    json: json!({"status": "failed", "email": email, "error": error.kind(), "message": error.to_string()}),
+                    loud: false,
+                }
+            }
+        };
+        if report.json["status"] == "renewed" && report.json.get("deploy_hook_error").is_some() {
+            codes.push(exit::SOME_FAILED);
+        }
+        outcome.human.push_str(&report.line);
+        outcome.human.push('\n');
+        if report.loud {
+            outcome.quiet.push_str(&report.line);
+            outcome.quiet.push('\n');
+        }
+        outcome.json.push(report.json);
+    }
+    outcome.exit = match (emails.len(), codes.first()) {
+        (_, None) => exit::OK,
+        (1, Some(&code)) => code,
+        _ => exit::SOME_FAILED,
+    };
+    Ok(outcome)
+}
+
+fn renew_one(
+    global: &GlobalArgs,
+    args: &RenewArgs,
+    config: &ConfigFile,
+    store: &Store,
+    email: &str,
+    out: &Output,
+) -> Result<Report, Error> {
+    // The decision is made under the lock: a run that waited sees what the other one did.
+    let _lock = match args.dry_run {
+        true => None,
+        false => Some(store.lock_wait(email, settings::wait_lock(global)?)?),
+    };
+    let held = Held::current(store, email)?;
+    let kept: ConfigFile = store::read_json(&store.settings_file(email))?.ok_or_else(|| {
+        Error::Usage(format!(
+            "no settings kept for {email}: run smime-acme obtain {email} once more"
+        ))
+    })?;
+    let obtain_args = ObtainArgs {
+        email: email.to_owned(),
+        timeout: args.timeout.clone(),
+        ..ObtainArgs::default()
+    };
+    let mut settings = settings::for_renewal(global, &obtain_args, config, &kept)?;
+    let options = renewal::Options {
+        days: args.days,
+        force: args.force,
+    };
+    let now = clock::now();
+    let mut facts = held.facts();
+    // The CA's window matters only when neither the user nor the dates decided already.
+    if now < held.info.not_after && !args.force && args.days.is_none() && !facts.revoked {
+        facts.window = renewal_window(&settings, &held, now, args.dry_run, out);
+    }
+    let serial = &held.info.serial;
+    let base = json!({
+        "email": email,
+        "serial": serial,
+        "not_after": held.info.not_after_rfc3339(),
+    });
+    let with = |mut value: Value, extra: Value| {
+        if let (Some(v), Some(e)) = (value.as_object_mut(), extra.as_object()) {
+            v.extend(e.clone());
+        }
+        value
+    };
+    let reason = match renewal::decide(&facts, options, now) {
+        Decision::Revoked => {
+            return Ok(Report {
+                line: format!(
+                    "{email}: revoked, not renewed (renew --force {email} to get a new one)"
+                ),
+                json: with(base, json!({"status": "revoked"})),
+                loud: false,
+            });
+        }
+        Decision::NotDue { at, reason } => {
+            return Ok(Report {
+                line: format!(
+                    "{email}: not due until {} ({})",
+                    clock::rfc3339(at),
+                    reason.describe()
+                ),
+                json: with(
+                    base,
+                    json!({"status": "not-due", "next_renewal": clock::rfc3339(at), "reason": reason.name()}),
+                ),
+                loud: false,
+            });
+        }
+        Decision::Due(reason) => reason,
+    };
+    if args.dry_run {
+        return Ok(Report {
+            line: format!("{email}: would renew ({})", reason.describe()),
+            json: with(
+                base,
+                json!({"status": "would-renew", "reason": reason.name()}),
+            ),
+            loud: false,
+        });
+    }
+    out.info(&format!("{email}: renewing ({})", reason.describe()));
+    let mut renewal = super::obtain::Renewal {
+        replaces: held.info.ari_id.clone(),
+        key: None,
+    };
+    if args.reuse_key {
+        let pem = store::read_optional(&held.dir.join("key.pem"), 64 * 1024)?.ok_or_else(|| {
+            Error::Usage(format!("{} has no key.pem to reuse", held.dir.display()))
+        })?;
+        renewal.key = crate::bundle::pem_private_key_der(&pem);
+        settings.key_type = held.info.key_type.parse().map_err(Error::Usage)?;
+    }
+    let issued = super::obtain::issue(&settings, store, &renewal, out)?;
+    let mut json = with(
+        issued.json.into_iter().next().unwrap_or_default(),
+        json!({"status": "renewed", "reason": reason.name(), "replaced_serial": serial}),
+    );
+    let mut line = format!(
+        "{email}: renewed ({}): serial {}, valid to {}, in {}",
+        reason.describe(),
+        json["serial"].as_str().unwrap_or(""),
+        json["not_after"].as_str().unwrap_or(""),
+        json["folder"].as_str().unwrap_or("")
+    );
+    if let Some(hook) = &args.deploy_hook
+        && let Err(reason) = deploy(hook, email, &json)
+    {
+        out.item_error(&format!("{email}: the deploy hook failed: {reason}"));
+        line.push_str(&format!("; the deploy hook failed: {reason}"));
+        json["deploy_hook_error"] = json!(reason);
+    }
+    Ok(Report {
+        line,
+        json,
+        loud: true,
+    })
+}
+
+/// The CA's renewal window: the kept one while its Retry-After lasts, else asked anew. Any
+/// failure falls back to the kept window, or to none (the lifetime rule).
+fn renewal_window(
+    settings: &settings::ObtainSettings,
+    held: &Held,
+    now: i64,
+    dry_run: bool,
+    out: &Output,
+) -> Option<Window> {
+    let kept = held.renewal_info.clone();
+    if let Some(info) = &kept
+        && now < info.next_check
+    {
+        return Some(info.window);
+    }
+    let id = held.info.ari_id.as_ref()?;
+    let fetched = (|| -> Result<Option<RenewalInfo>, Error> {
+        let mut acme: AcmeClient = super::connect(&settings.server, settings.ca_bundle.as_ref())?;
+        let Some(base) = acme.directory.renewal_info.clone() else {
+            return Ok(None);
+        };
+        let url = format!("{}/{id}", base.trim_end_matches('/'));
+        let response = acme.get(&url)?;
+        let body: Value = response.json(&url)?;
+        let window = &body["suggestedWindow"];
+        let parse = |field: &str| window[field].as_str().and_then(clock::parse_rfc3339);
+        let (Some(start), Some(end)) = (parse("start"), parse("end")) else {
+            return Ok(None);
+        };
+        let wait = response
+            .retry_after
+            .map_or(DEFAULT_RECHECK, |d| {
+                i64::try_from(d.as_secs()).unwrap_or(MAX_RECHECK)
+            })
+            .clamp(MIN_RECHECK, MAX_RECHECK);
+        Ok(Some(RenewalInfo {
+            window: Window { start, end },
+            next_check: now + wait,
+            explanation_url: body["explanationURL"].as_str().map(str::to_owned),
+        }))
+    })();
+    match fetched {
+        Ok(Some(info)) if info.window.is_valid() => {
+            out.debug(&format!(
+                "renewal window {} to {}",
+                clock::rfc3339(info.window.start),
+                clock::rfc3339(info.window.end)
+            ));
+            if !dry_run
+                && let Err(e) = store::write_json(&held.dir.join("renewal-info.json"), &info)
+            {
+                out.warn(&e.to_string());
+            }
+            Some(info.window)
+        }
+        Ok(_) => kept.map(|k| k.window),
+        Err(e) => {
+            out.info(&format!("no renewal information from the CA ({e})"));
+            kept.map(|k| k.window)
+        }
+    }
+}
+
+/// Runs the deploy hook with the new certificate's paths in its environment. Its output goes
+/// to stderr, so that stdout stays JSON with --json.
+fn deploy(hook: &str, email: &str, issued: &Value) -> Result<(), String> {
+    let files = &issued["files"];
+    let path = |name: &str| files[name].as_str().unwrap_or("").to_owned();
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| e.to_string())?;
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(hook)
+        .env("SMIME_ACME_EMAIL", email)
+        .env("SMIME_ACME_FOLDER", issued["folder"].as_str().unwrap_or(""))
+        .env("SMIME_ACME_P12", path("p12"))
+        .env("SMIME_ACME_KEY", path("key"))
+        .env("SMIME_ACME_CERT", path("certificate"))
+        .env("SMIME_ACME_CHAIN", path("chain"))
+        .env("SMIME_ACME_FULLCHAIN", path("fullchain"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stderr))
+        .status()
+        .map_err(|e| format!("cannot run it: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("it exited with {status}"))
+    }
+}
