@@ -3,7 +3,8 @@
 
 TB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TB_REPO=$(cd "$TB_DIR/../.." && pwd)
-TB_STATE=${TESTBED_STATE:-$TB_REPO/target/testbed}
+# Resolved: `up` replaces the directory, and target/testbed may be a link to a shared one.
+TB_STATE=$(realpath -m "${TESTBED_STATE:-$TB_REPO/target/testbed}")
 TB_VENV=$TB_REPO/target/testbed-venv
 TB_HOST=127.0.0.1
 
