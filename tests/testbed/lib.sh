@@ -3,7 +3,8 @@
 
 TB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TB_REPO=$(cd "$TB_DIR/../.." && pwd)
-TB_STATE=${TESTBED_STATE:-$TB_REPO/target/testbed}
+# Resolved: `up` replaces the directory, and target/testbed may be a link to a shared one.
+TB_STATE=$(realpath -m "${TESTBED_STATE:-$TB_REPO/target/testbed}")
 TB_VENV=$TB_REPO/target/testbed-venv
 TB_HOST=127.0.0.1
 
@@ -17,11 +18,10 @@ TB_PORT_AUTH=$((TB_BASE + 12))
 TB_PORT_MX=$((TB_BASE + 25))
 TB_PORT_SUBMISSION=$((TB_BASE + 587))
 TB_PORT_SUBMISSIONS=$((TB_BASE + 465))
-TB_PORT_DKIM_RSA=$((TB_BASE + 891))
-TB_PORT_DKIM_ED=$((TB_BASE + 892))
-TB_PORT_DKIM_VERIFY=$((TB_BASE + 893))
 TB_PORT_ACME=$((TB_BASE + 443))
 TB_PORT_ACME_EAB=$((TB_BASE + 444))
+# The OpenDKIM milters listen on UNIX sockets here (rsa.sock, ed.sock, verify.sock).
+TB_MILTERS=$TB_STATE/dkim/milter
 
 TB_AUTHSERV_ID=mx.example.test
 TB_CA_MAILBOX=acme@ca.test
