@@ -27,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 ENV = dict(line.split("=", 1) for line in open(sys.argv[1]).read().splitlines() if line and not line.startswith("#"))
@@ -34,7 +36,10 @@ PKI = os.path.join(ENV["TESTBED_STATE"], "pki")
 CA_MAILBOX = ENV["TESTBED_CA_MAILBOX"]
 CA_PASSWORD = open(os.path.join(ENV["TESTBED_PASSWORDS"], CA_MAILBOX + ".password")).read().strip()
 TLS = ssl.create_default_context(cafile=ENV["SMIME_ACME_CA_BUNDLE"])
-STATE = {}
+STATE = {"refuse_replaces": False}
+ORDERS = []
+REVOKED = []
+ISSUED = {}  # RFC 9773 certificate identifier -> serial (hex)
 LOCK = threading.Lock()
 
 
@@ -88,6 +93,38 @@ def validate(token1, token2, thumb):
         STATE["status"] = "invalid"
 
 
+def public_key_of(jwk):
+    """The public key of a JWK, and how to verify a JWS signature with it."""
+    if jwk["kty"] == "RSA":
+        key = rsa.RSAPublicNumbers(int.from_bytes(b64u_decode(jwk["e"]), "big"),
+                                   int.from_bytes(b64u_decode(jwk["n"]), "big")).public_key()
+        return key, lambda sig, data: key.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
+    if jwk["kty"] == "EC":
+        curve, digest = {"P-256": (ec.SECP256R1(), hashes.SHA256()), "P-384": (ec.SECP384R1(), hashes.SHA384())}[jwk["crv"]]
+        key = ec.EllipticCurvePublicNumbers(int.from_bytes(b64u_decode(jwk["x"]), "big"),
+                                            int.from_bytes(b64u_decode(jwk["y"]), "big"), curve).public_key()
+
+        def verify(sig, data):
+            half = len(sig) // 2
+            der = encode_dss_signature(int.from_bytes(sig[:half], "big"), int.from_bytes(sig[half:], "big"))
+            key.verify(der, data, ec.ECDSA(digest))
+        return key, verify
+    key = ed25519.Ed25519PublicKey.from_public_bytes(b64u_decode(jwk["x"]))
+    return key, key.verify
+
+
+def cert_id(cert):
+    """RFC 9773 §4.1: base64url(AKI keyIdentifier) "." base64url(serial's DER content octets)."""
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    serial = cert.serial_number
+    octets = serial.to_bytes(serial.bit_length() // 8 + 1, "big")  # a leading 0 when the top bit is set
+    return f"{b64u(aki)}.{b64u(octets)}"
+
+
+def spki(key):
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def issue(csr_der):
     csr = x509.load_der_x509_csr(csr_der)
     issuer_cert = x509.load_pem_x509_certificate(open(os.path.join(PKI, "issuing.crt"), "rb").read())
@@ -102,6 +139,7 @@ def issue(csr_der):
     for ext in csr.extensions:
         builder = builder.add_extension(ext.value, critical=ext.critical)
     leaf = builder.sign(issuer_key, hashes.SHA256())
+    ISSUED[cert_id(leaf)] = format(leaf.serial_number, "x")
     return leaf.public_bytes(serialization.Encoding.PEM) + issuer_cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -127,8 +165,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         b = self.base()
+        with LOCK:
+            if self.path == "/orders":
+                return self.answer(200, ORDERS)
+            if self.path == "/revoked":
+                return self.answer(200, REVOKED)
+            if self.path == "/refuse-replaces":
+                STATE["refuse_replaces"] = True
+                return self.answer(200, {})
+        if self.path.startswith("/renewal-info/"):
+            now = datetime.datetime.now(datetime.timezone.utc)
+            window = {"start": (now + datetime.timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      "end": (now + datetime.timedelta(days=25)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            return self.answer(200, {"suggestedWindow": window})
         self.answer(200, {"newNonce": f"{b}/nonce", "newAccount": f"{b}/account", "newOrder": f"{b}/order",
-                          "revokeCert": f"{b}/revoke", "keyChange": f"{b}/key-change"})
+                          "revokeCert": f"{b}/revoke", "keyChange": f"{b}/key-change",
+                          "renewalInfo": f"{b}/renewal-info"})
 
     def do_HEAD(self):
         self.answer(200, b"")
@@ -151,6 +203,10 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["thumb"] = thumbprint(protected["jwk"])
                 return self.answer(201, {"status": "valid"}, location=f"{b}/account/1")
             if self.path == "/order":
+                ORDERS.append({"replaces": payload.get("replaces"), "replaces_serial": ISSUED.get(payload.get("replaces"))})
+                if STATE["refuse_replaces"] and "replaces" in payload:
+                    return self.answer(409, {"type": "urn:ietf:params:acme:error:alreadyReplaced",
+                                             "detail": "this certificate was already replaced"})
                 STATE.update(email=payload["identifiers"][0]["value"], order="pending", status="pending",
                              token1=b64u(secrets.token_bytes(24)), token2=b64u(secrets.token_bytes(16)), mailed=False)
                 return self.answer(201, self.order(), location=f"{b}/order/1")
@@ -178,7 +234,26 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(200, self.order())
             if self.path == "/cert":
                 return self.answer(200, STATE["chain"], ctype="application/pem-certificate-chain")
+            if self.path == "/revoke":
+                return self.revoke(request, protected, payload)
         self.answer(404, {"type": "urn:ietf:params:acme:error:malformed", "detail": f"no {self.path}"})
+
+    def revoke(self, request, protected, payload):
+        cert = x509.load_der_x509_certificate(b64u_decode(payload["certificate"]))
+        if "jwk" in protected:
+            key, verify = public_key_of(protected["jwk"])
+            try:
+                verify(b64u_decode(request["signature"]), f"{request['protected']}.{request['payload']}".encode())
+            except Exception:
+                return self.answer(400, {"type": "urn:ietf:params:acme:error:badSignatureAlgorithm", "detail": "bad signature"})
+            if spki(key) != spki(cert.public_key()):
+                return self.answer(403, {"type": "urn:ietf:params:acme:error:unauthorized",
+                                         "detail": "the key is not the certificate's"})
+        serial = format(cert.serial_number, "x")
+        if serial in REVOKED:
+            return self.answer(400, {"type": "urn:ietf:params:acme:error:alreadyRevoked", "detail": "already revoked"})
+        REVOKED.append(serial)
+        return self.answer(200, b"")
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -2,6 +2,7 @@
 
 mod cli;
 mod generated;
+mod lifecycle;
 mod mailbox;
 mod obtain;
 mod smoke;

@@ -17,7 +17,7 @@ use smime_acme::mail::Security;
 static CA: Mutex<()> = Mutex::new(());
 
 /// Exclusive use of the plain acme2certifier.
-fn ca_lock() -> MutexGuard<'static, ()> {
+pub fn ca_lock() -> MutexGuard<'static, ()> {
     CA.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -58,7 +58,7 @@ pub fn obtain_args(tb: &Testbed, mailbox: &str, state: &Path, extra: &[&str]) ->
 }
 
 /// `args` without `flag` and its value.
-fn without(args: Vec<OsString>, flag: &str) -> Vec<OsString> {
+pub fn without(args: Vec<OsString>, flag: &str) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut iter = args.into_iter();
     while let Some(arg) = iter.next() {
@@ -72,7 +72,7 @@ fn without(args: Vec<OsString>, flag: &str) -> Vec<OsString> {
 }
 
 /// `args` with `flag` set to `value` instead.
-fn with_flag(args: Vec<OsString>, flag: &str, value: impl Into<OsString>) -> Vec<OsString> {
+pub fn with_flag(args: Vec<OsString>, flag: &str, value: impl Into<OsString>) -> Vec<OsString> {
     let mut args = without(args, flag);
     args.extend([flag.into(), value.into()]);
     args
@@ -101,18 +101,18 @@ pub fn run(mut cmd: Command) -> (Output, Value) {
     (out, json)
 }
 
-fn stderr(out: &Output) -> String {
+pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Runs a tool; panics naming the install step if it is missing.
-fn tool(program: &str, args: &[&str]) -> Output {
+pub fn tool(program: &str, args: &[&str]) -> Output {
     Command::new(program).args(args).output().unwrap_or_else(|e| {
         panic!("cannot run {program} ({e}): install the testbed tools with `sudo tests/testbed/install`")
     })
 }
 
-fn ok(out: &Output, what: &str) -> String {
+pub fn ok(out: &Output, what: &str) -> String {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -496,7 +496,7 @@ fn external_account_binding_with_the_right_key_and_a_wrong_one() -> TestResult {
 }
 
 /// Replies from `mailbox` in the CA's mailbox.
-fn answers_from(tb: &Testbed, mailbox: &str) -> TestResult<usize> {
+pub fn answers_from(tb: &Testbed, mailbox: &str) -> TestResult<usize> {
     let from = format!("<{mailbox}>");
     Ok(fetch_all(tb, tb.var("TESTBED_CA_MAILBOX"))?
         .iter()
@@ -785,10 +785,10 @@ fn signal(child: &Child, name: &str) {
 
 /// The fault-injecting CA of `tests/fake/mail_on_post_ca.py`: sends the challenge mail only when
 /// the challenge is POSTed. Stopped when dropped.
-struct MailOnPostCa(Child, String);
+pub struct MailOnPostCa(Child, pub String);
 
 impl MailOnPostCa {
-    fn start() -> MailOnPostCa {
+    pub fn start() -> MailOnPostCa {
         use std::io::BufRead;
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let python = root.join("target/testbed-venv/bin/python");
