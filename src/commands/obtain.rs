@@ -106,6 +106,17 @@ pub fn issue(
         }
     ));
 
+    // Logged in to SMTP before the order: when the mail comes, only the message transfer is
+    // left (a CA may send the mail as soon as the authorization is fetched).
+    let submission = Submission {
+        server: &settings.smtp,
+        security: settings.smtp_security,
+        user: &settings.smtp_user,
+        password: &password,
+        extra_roots: &extra_roots,
+    };
+    let mut sender = smtp::Sender::connect(submission)?;
+
     let pending_path = store.pending_file(&settings.email);
     let mut pending = match resume(&mut acme, &key, &pending_path, settings, out)? {
         Some(pending) => pending,
@@ -133,24 +144,15 @@ pub fn issue(
     loop {
         match pending.next_step() {
             Step::FetchAuthorization => fetch_authorization(&ctx, &mut acme, &mut pending)?,
-            Step::AnswerMail => {
-                let submission = Submission {
-                    server: &settings.smtp,
-                    security: settings.smtp_security,
-                    user: &settings.smtp_user,
-                    password: &password,
-                    extra_roots: &extra_roots,
-                };
-                answer_mail(
-                    &ctx,
-                    &mut acme,
-                    &mut mailbox,
-                    &submission,
-                    &mut pending,
-                    &password,
-                    &tls,
-                )?;
-            }
+            Step::AnswerMail => answer_mail(
+                &ctx,
+                &mut acme,
+                &mut mailbox,
+                &mut sender,
+                &mut pending,
+                &password,
+                &tls,
+            )?,
             Step::PostChallenge => {
                 out.info("challenge timing: the reply went out first, now the CA is told");
                 // Servers that validate at once say so in the answer: no need to poll.
@@ -392,7 +394,7 @@ fn answer_mail(
     ctx: &Ctx<'_>,
     acme: &mut AcmeClient,
     mailbox: &mut Mailbox,
-    submission: &Submission<'_>,
+    sender: &mut smtp::Sender<'_>,
     pending: &mut Pending,
     password: &str,
     tls: &Arc<rustls::ClientConfig>,
@@ -410,8 +412,6 @@ fn answer_mail(
         _ => None,
     };
     let mut answered: Vec<String> = store::read_json(&answered_path(ctx))?.unwrap_or_default();
-    // Logged in ahead of time: when the mail comes, only the message transfer is left.
-    let mut sender = smtp::Sender::connect(submission.clone())?;
     if settings.challenge_timing == ChallengeTiming::PostFirst && !pending.challenge_posted {
         ctx.out
             .info("challenge timing post-first: telling the CA before the mail arrives");
@@ -489,7 +489,7 @@ fn answer_mail(
             let excess = answered.len().saturating_sub(ANSWERED_KEPT);
             answered.drain(..excess);
             store::write_json(&answered_path(ctx), &answered)?;
-            send_reply(ctx, &mut sender, pending, &accepted)?;
+            send_reply(ctx, sender, pending, &accepted)?;
             if let Err(e) = mailbox.mark_seen(&folder, uid) {
                 ctx.out
                     .warn(&format!("could not mark the challenge mail seen: {e}"));

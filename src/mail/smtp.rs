@@ -79,12 +79,46 @@ impl<'a> Sender<'a> {
             }
             None => open(&self.submission)?,
         };
-        let result = connection
-            .send(&envelope, message)
+        let result = transfer(&mut connection, &envelope, message)
             .map_err(|e| classify(&self.submission, &e));
         let _ = connection.quit();
-        result.map(|_| ())
+        result
     }
+}
+
+/// MAIL, RCPT, DATA, then the message and its end marker in one write (as two writes, the end
+/// marker would wait for the server to acknowledge the first one).
+fn transfer(
+    connection: &mut SmtpConnection,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<(), lettre::transport::smtp::Error> {
+    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    connection.command(Mail::new(envelope.from().cloned(), Vec::new()))?;
+    for to in envelope.to() {
+        connection.command(Rcpt::new(to.clone(), Vec::new()))?;
+    }
+    connection.command(Data)?;
+    connection.command(data_block(message))?;
+    Ok(())
+}
+
+/// The message as an SMTP data block: CRLF lines, a dot doubled at the start of a line, and
+/// the end marker. The reply is 7-bit text, so the bytes are ASCII.
+fn data_block(message: &[u8]) -> String {
+    let text = String::from_utf8_lossy(message);
+    let mut block = String::with_capacity(text.len() + 8);
+    for line in text.split_inclusive('\n') {
+        if line.starts_with('.') {
+            block.push('.');
+        }
+        block.push_str(line);
+    }
+    if !block.ends_with("\r\n") {
+        block.push_str("\r\n");
+    }
+    block.push_str(".\r\n");
+    block
 }
 
 /// Sends `message` from `from` to `to` in a session of its own.
@@ -157,4 +191,18 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::data_block;
+
+    #[test]
+    fn data_blocks_double_leading_dots_and_end_once() {
+        assert_eq!(
+            data_block(b"a\r\n.b\r\n..\r\nc"),
+            "a\r\n..b\r\n...\r\nc\r\n.\r\n"
+        );
+        assert_eq!(data_block(b".x\r\n"), "..x\r\n.\r\n");
+    }
 }
