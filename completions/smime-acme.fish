@@ -66,7 +66,7 @@ sign\t''
 encrypt\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l p12-format -d 'PKCS#12 encryption: compat (3DES/SHA-1, imports everywhere incl. Apple) or modern (AES-256/SHA-256) [default: compat]' -r -f -a "compat\t''
 modern\t''"
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l p12-password-file -d 'Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else one is generated)' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l p12-password-file -d 'Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l out -d 'Also write the PKCS#12 bundle here' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
@@ -205,7 +205,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l format 
 modern\t''
 pem\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l out -d 'Where to write (0600)' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l p12-password-file -d 'Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else one is generated)' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l p12-password-file -d 'Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r

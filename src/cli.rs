@@ -270,8 +270,9 @@ pub struct ShowArgs {
 /// Write an address's bundle again: in another PKCS#12 format, as PEM, or with every key ever
 /// issued for it (so a mail client can still read mail encrypted to old certificates).
 ///
-/// The PKCS#12 password comes from --p12-password-file or SMIME_ACME_P12_PASSWORD; otherwise a
-/// strong one is generated and written to PATH.password (0600).
+/// The PKCS#12 password comes from --p12-password-file or SMIME_ACME_P12_PASSWORD, or is asked on
+/// a terminal; otherwise (or for an empty answer) a strong one is generated and written to
+/// PATH.password (0600).
 #[derive(Debug, Args, Default)]
 #[command(after_help = EXIT_CODES)]
 pub struct ExportArgs {
@@ -286,7 +287,7 @@ pub struct ExportArgs {
     /// Where to write (0600)
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
-    /// Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else one is generated)
+    /// Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)
     #[arg(long, value_name = "FILE")]
     pub p12_password_file: Option<PathBuf>,
 }
@@ -361,7 +362,7 @@ pub struct ObtainArgs {
     /// PKCS#12 encryption: compat (3DES/SHA-1, imports everywhere incl. Apple) or modern (AES-256/SHA-256) [default: compat]
     #[arg(long, value_name = "FORMAT", value_parser = ["compat", "modern"])]
     pub p12_format: Option<String>,
-    /// Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else one is generated)
+    /// Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)
     #[arg(long, value_name = "FILE")]
     pub p12_password_file: Option<PathBuf>,
     /// Also write the PKCS#12 bundle here

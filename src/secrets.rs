@@ -27,16 +27,40 @@ pub enum SecretError {
     Missing { what: &'static str },
     #[error("{what} is empty")]
     Empty { what: &'static str },
+    #[error("the two {what}s typed differ")]
+    Mismatch { what: &'static str },
 }
 
-/// The PKCS#12 password: from `file`, else SMIME_ACME_P12_PASSWORD; None means "generate one".
-pub fn p12_password(file: Option<&Path>) -> Result<Option<String>, SecretError> {
+/// The PKCS#12 password: from `file`, else SMIME_ACME_P12_PASSWORD, else (with `ask`, on a
+/// terminal) typed twice, where an empty answer asks for a generated one. None means "generate
+/// one".
+pub fn p12_password(file: Option<&Path>, ask: bool) -> Result<Option<String>, SecretError> {
+    const WHAT: &str = "PKCS#12 password";
     if let Some(path) = file {
-        return Ok(Some(from_file("PKCS#12 password", path)?));
+        return Ok(Some(from_file(WHAT, path)?));
     }
-    Ok(std::env::var("SMIME_ACME_P12_PASSWORD")
+    if let Some(value) = std::env::var("SMIME_ACME_P12_PASSWORD")
         .ok()
-        .filter(|v| !v.is_empty()))
+        .filter(|v| !v.is_empty())
+    {
+        return Ok(Some(value));
+    }
+    if !ask || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Ok(None);
+    }
+    let read = |question: &str| {
+        rpassword::prompt_password(question)
+            .map(|answer| answer.trim_end_matches(['\r', '\n']).to_owned())
+            .map_err(|_| SecretError::Missing { what: WHAT })
+    };
+    let first = read("Password for the PKCS#12 bundle (empty: generate one): ")?;
+    if first.is_empty() {
+        return Ok(None);
+    }
+    if read("The same password again: ")? != first {
+        return Err(SecretError::Mismatch { what: WHAT });
+    }
+    Ok(Some(first))
 }
 
 /// The first line of a small file.

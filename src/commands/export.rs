@@ -53,11 +53,11 @@ pub fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> Result<Outco
             .into_bytes()
     } else {
         let p12_format: P12Format = format.parse().map_err(Error::Usage)?;
-        let (password, generated) = match secrets::p12_password(args.p12_password_file.as_deref())?
-        {
-            Some(password) => (password, false),
-            None => (bundle::generate_password(), true),
-        };
+        let (password, generated) =
+            match secrets::p12_password(args.p12_password_file.as_deref(), true)? {
+                Some(password) => (password, false),
+                None => (bundle::generate_password(), true),
+            };
         let refs: Vec<(&[u8], &[Vec<u8>])> = entries
             .iter()
             .map(|(key, chain)| (key.as_slice(), chain.as_slice()))

@@ -42,7 +42,7 @@ const FAST_WINDOW: Duration = Duration::from_secs(10);
 const ANSWERED_KEPT: usize = 200;
 
 /// What a renewal adds to an issuance.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Renewal {
     /// The RFC 9773 identifier of the certificate being replaced (sent when the CA offers ARI).
     pub replaces: Option<String>,
@@ -54,14 +54,15 @@ pub struct Renewal {
 pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
     let store = Store::new(&settings.state_dir);
     let _lock = store.lock_wait(&settings.email, settings.wait_lock)?;
-    issue(settings, &store, &Renewal::default(), out)
+    issue(settings, &store, None, out)
 }
 
-/// Gets a certificate for `settings.email`; the caller holds the mailbox's lock.
+/// Gets a certificate for `settings.email`, as a renewal when `renewal` is given (then nothing
+/// is asked on the terminal); the caller holds the mailbox's lock.
 pub fn issue(
     settings: &ObtainSettings,
     store: &Store,
-    renewal: &Renewal,
+    renewal: Option<&Renewal>,
     out: &Output,
 ) -> Result<Outcome, Error> {
     let deadline = Instant::now() + settings.timeout;
@@ -71,7 +72,8 @@ pub fn issue(
     };
     let tls = crate::tls::client_config(&extra_roots);
     let password = secrets::mail_password(&settings.password, &settings.imap_user)?;
-    let p12_password = secrets::p12_password(settings.p12_password_file.as_deref())?;
+    let p12_password =
+        secrets::p12_password(settings.p12_password_file.as_deref(), renewal.is_none())?;
     if settings.challenge_auth == ChallengeAuth::None {
         out.warn("--challenge-auth none: challenge mails are answered without checking they come from the CA (insecure)");
     }
@@ -127,7 +129,7 @@ pub fn issue(
             &mut mailbox,
             &pending_path,
             settings,
-            renewal.replaces.as_deref(),
+            renewal.and_then(|r| r.replaces.as_deref()),
             out,
         )?,
     };
@@ -165,7 +167,12 @@ pub fn issue(
     if !validated {
         await_validation(&ctx, &mut acme, &pending)?;
     }
-    let (chain, key_pkcs8) = finalize(&ctx, &mut acme, &mut pending, renewal.key.as_deref())?;
+    let (chain, key_pkcs8) = finalize(
+        &ctx,
+        &mut acme,
+        &mut pending,
+        renewal.and_then(|r| r.key.as_deref()),
+    )?;
     let mut outcome = save(&ctx, &chain, &key_pkcs8, &p12_password)?;
     let _ = std::fs::remove_file(&pending_path);
     if let Some(key_file) = &pending.key_file {

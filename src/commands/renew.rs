@@ -190,7 +190,7 @@ fn renew_one(
         renewal.key = crate::bundle::pem_private_key_der(&pem);
         settings.key_type = held.info.key_type.parse().map_err(Error::Usage)?;
     }
-    let issued = super::obtain::issue(&settings, store, &renewal, out)?;
+    let issued = super::obtain::issue(&settings, store, Some(&renewal), out)?;
     let mut json = with(
         issued.json.into_iter().next().unwrap_or_default(),
         json!({"status": "renewed", "reason": reason.name(), "replaced_serial": serial}),
