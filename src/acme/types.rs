@@ -171,6 +171,29 @@ impl Problem {
     }
 }
 
+/// What an ACME error means (RFC 8555 §6.7, RFC 9773), for CAs that send no detail.
+fn meaning(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "accountDoesNotExist" => {
+            "the CA does not know this account, or it was deactivated: register a new one with smime-acme account register"
+        }
+        "alreadyRevoked" => "the certificate is already revoked",
+        "alreadyReplaced" => "the certificate was already replaced",
+        "badCSR" => "the CA does not accept the certificate request",
+        "badRevocationReason" => "the CA does not accept this revocation reason",
+        "externalAccountRequired" => "the CA requires external account binding",
+        "incorrectResponse" => "the CA found the reply to its challenge wrong",
+        "invalidContact" | "unsupportedContact" => "the CA does not accept the contact address",
+        "rateLimited" => "too many requests: the CA asks to wait",
+        "rejectedIdentifier" | "unsupportedIdentifier" => {
+            "the CA does not issue certificates for this address"
+        }
+        "unauthorized" => "the CA does not allow this account to do this",
+        "userActionRequired" => "the CA needs you to do something first (see its website)",
+        _ => return None,
+    })
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let detail = self
@@ -178,7 +201,7 @@ impl fmt::Display for Problem {
             .as_deref()
             .map(str::trim)
             .filter(|d| !d.is_empty());
-        match detail {
+        match detail.or_else(|| meaning(self.short_kind())) {
             Some(detail) => write!(f, "{detail} ({})", self.short_kind())?,
             None => write!(f, "{}", self.short_kind())?,
         }
@@ -255,6 +278,16 @@ mod tests {
             ..Problem::default()
         };
         assert_eq!(bare.to_string(), "about:blank");
+        let terse: Problem =
+            serde_json::from_str(r#"{"type":"urn:ietf:params:acme:error:accountDoesNotExist"}"#)
+                .unwrap();
+        assert!(
+            terse
+                .to_string()
+                .starts_with("the CA does not know this account")
+                && terse.to_string().ends_with("(accountDoesNotExist)"),
+            "{terse}"
+        );
     }
 
     #[test]

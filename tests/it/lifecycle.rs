@@ -583,7 +583,10 @@ fn account_key_rollover_then_deactivation() -> TestResult {
     assert_eq!(code(&out), 5, "{}", stderr(&out));
     let log = stderr(&out);
     let error = log.lines().last().unwrap_or("");
-    assert!(error.contains("the CA refused"), "{log}");
+    assert!(
+        error.contains("the CA refused") && error.contains("deactivated"),
+        "{log}"
+    );
     Ok(())
 }
 
