@@ -300,45 +300,42 @@ pub fn check_pkcs12(
     password: &str,
     expected_leaf_der: &[u8],
 ) -> Result<P12Summary, BundleError> {
-    if password.is_empty() {
-        return Err(BundleError::EmptyPassword);
-    }
     // p12-keystore accepts files without a MAC, so look at the structure first.
     let protection = protection(bytes)?;
-    let archive = Pkcs12Archive::from_pkcs12(bytes, password).map_err(|e| match e {
-        p12_keystore::error::Error::MacError(_) => BundleError::WrongPassword,
-        other => BundleError::Unreadable(other.to_string()),
-    })?;
-    let [key] = archive.keys.as_slice() else {
-        return Err(BundleError::KeyCount(archive.keys.len()));
-    };
-    let local_key_id = key.local_key_id.as_ref().ok_or(BundleError::NoLeaf)?;
-    let leaf = archive
-        .certs
-        .iter()
-        .find(|c| c.local_key_id.as_deref() == Some(local_key_id.as_ref()))
-        .ok_or(BundleError::NoLeaf)?;
-    if leaf.cert.as_der() != expected_leaf_der {
-        return Err(BundleError::UnexpectedLeaf);
-    }
-    if !key_matches_certificate(key.key.as_der(), leaf.cert.as_der())? {
-        return Err(BundleError::KeyMismatch);
-    }
+    let archive = check_keys(bytes, password, &[expected_leaf_der])?;
+    let key = &archive.keys[0];
     Ok(P12Summary {
         certificates: archive.certs.len(),
         friendly_name: key.friendly_name.clone(),
-        local_key_id: local_key_id.as_ref().to_vec(),
+        local_key_id: key
+            .local_key_id
+            .as_ref()
+            .map(|id| id.as_ref().to_vec())
+            .unwrap_or_default(),
         protection,
     })
 }
 
-/// Re-reads a PKCS#12 of several keys: the MAC verifies with `password`, and each key sits
-/// with its own certificate (same localKeyId, matching public key), one per expected leaf.
+/// Re-reads a PKCS#12 of several keys: as [`check_pkcs12`], one key per expected leaf.
 pub fn check_pkcs12_many(
     bytes: &[u8],
     password: &str,
     expected_leaves: &[&[u8]],
 ) -> Result<(), BundleError> {
+    protection(bytes)?;
+    check_keys(bytes, password, expected_leaves).map(|_| ())
+}
+
+/// Decrypts the PKCS#12 (its MAC verified with `password`) and checks that it holds one key
+/// per expected leaf, each beside its own certificate (same localKeyId, matching public key).
+fn check_keys(
+    bytes: &[u8],
+    password: &str,
+    expected_leaves: &[&[u8]],
+) -> Result<Pkcs12Archive, BundleError> {
+    if password.is_empty() {
+        return Err(BundleError::EmptyPassword);
+    }
     let archive = Pkcs12Archive::from_pkcs12(bytes, password).map_err(|e| match e {
         p12_keystore::error::Error::MacError(_) => BundleError::WrongPassword,
         other => BundleError::Unreadable(other.to_string()),
@@ -360,7 +357,7 @@ pub fn check_pkcs12_many(
             return Err(BundleError::KeyMismatch);
         }
     }
-    Ok(())
+    Ok(archive)
 }
 
 /// Whether `cert_der`'s public key is the public half of `key_pkcs8`.
@@ -1765,5 +1762,38 @@ mod tests {
             portable_pkcs8(&fixtures()[1].key),
             fixtures()[1].key.as_slice()
         );
+    }
+
+    #[test]
+    fn several_keys_in_one_bundle_each_beside_its_certificate() {
+        let all = fixtures();
+        let entries: Vec<(&[u8], &[Vec<u8>])> = all
+            .iter()
+            .map(|f| (f.key.as_slice(), f.chain.as_slice()))
+            .collect();
+        let leaves: Vec<&[u8]> = all.iter().map(|f| f.chain[0].as_slice()).collect();
+        for format in P12Format::ALL {
+            let p12 = pkcs12_many(EMAIL, &entries, PASSWORD, format).unwrap();
+            check_pkcs12_many(&p12, PASSWORD, &leaves).unwrap();
+            assert!(matches!(
+                check_pkcs12(&p12, PASSWORD, leaves[0]),
+                Err(BundleError::KeyCount(n)) if n == all.len()
+            ));
+            assert!(matches!(
+                check_pkcs12_many(&p12, PASSWORD, &leaves[1..]),
+                Err(BundleError::KeyCount(_))
+            ));
+            // The same address, issuer and expiry: the names differ by serial number.
+            let archive = Pkcs12Archive::from_pkcs12(&p12, PASSWORD).unwrap();
+            let mut names: Vec<String> = archive
+                .keys
+                .iter()
+                .filter_map(|k| k.friendly_name.clone())
+                .collect();
+            assert_eq!(names.len(), all.len());
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), all.len(), "{names:?}");
+        }
     }
 }
