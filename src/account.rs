@@ -114,7 +114,10 @@ pub fn register(
         .iter()
         .map(|c| format!("mailto:{}", c.trim_start_matches("mailto:")))
         .collect();
-    let mut payload = json!({"contact": contacts});
+    let mut payload = json!({});
+    if !contacts.is_empty() {
+        payload["contact"] = json!(contacts);
+    }
     if let Some(terms) = &meta.terms_of_service {
         if !registration.agree_tos && !ask_terms(terms) {
             return Err(Error::Usage(format!(

@@ -117,6 +117,10 @@ pub fn issue(
         password: &password,
         extra_roots: &extra_roots,
     };
+    out.phase(&format!(
+        "logging in to {} as {} for the reply",
+        settings.smtp, settings.smtp_user
+    ));
     let mut sender = smtp::Sender::connect(submission)?;
 
     let pending_path = store.pending_file(&settings.email);
