@@ -153,11 +153,14 @@ fn renew_only_when_due_keeps_every_key_and_exports_them_all() -> TestResult {
     assert!(env.contains(&format!("SMIME_ACME_P12={p12}\n")), "{env}");
     assert!(Path::new(p12).is_file());
     // A fresh key; the old key and certificate stay.
-    let dirs = folders(&state, mailbox);
-    assert_eq!(dirs.len(), 2);
-    let old_key = std::fs::read(dirs[0].join("key.pem"))?;
-    assert_ne!(old_key, std::fs::read(dirs[1].join("key.pem"))?);
-    assert!(dirs[0].join("cert.pem").is_file());
+    assert_eq!(folders(&state, mailbox).len(), 2);
+    let (old, new) = (
+        Path::new(first["folder"].as_str().expect("folder")),
+        Path::new(renewed["folder"].as_str().expect("folder")),
+    );
+    let old_key = std::fs::read(old.join("key.pem"))?;
+    assert_ne!(old_key, std::fs::read(new.join("key.pem"))?);
+    assert!(old.join("cert.pem").is_file());
 
     // --days longer than the 30-day lifetime makes it due.
     let (out, lines) = {
@@ -259,6 +262,23 @@ fn renew_only_when_due_keeps_every_key_and_exports_them_all() -> TestResult {
     let text = std::fs::read_to_string(&pem)?;
     assert_eq!(text.matches("-----BEGIN PRIVATE KEY-----").count(), 1);
     assert_eq!(text.matches("-----BEGIN CERTIFICATE-----").count(), 2);
+
+    // --reuse-key certifies the current key again.
+    let (_, shown) = cli(&state, &["show", mailbox, "--json"]);
+    let before = PathBuf::from(shown[0]["folder"].as_str().expect("folder"));
+    let (out, lines) = {
+        let _ca = ca_lock();
+        cli(&state, &["renew", "--force", "--reuse-key", "--json"])
+    };
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(lines[0]["status"], "renewed");
+    let after = PathBuf::from(lines[0]["folder"].as_str().expect("folder"));
+    assert_ne!(after, before);
+    assert_eq!(
+        std::fs::read(after.join("key.pem"))?,
+        std::fs::read(before.join("key.pem"))?
+    );
+    assert_eq!(folders(&state, mailbox).len(), 4);
     Ok(())
 }
 
@@ -498,15 +518,15 @@ fn replacements_and_revocation_by_the_certificate_key() -> TestResult {
     let (out, _) = cli(&state, &["revoke", mailbox, "--sign-with-cert-key"]);
     assert_eq!(code(&out), 5);
     assert!(stderr(&out).contains("already revoked"), "{}", stderr(&out));
-    // An older certificate, by file and its key, with the account lost.
-    let dirs = folders(&state, mailbox);
+    // The first certificate, by file and its key, with the account lost.
+    let oldest = Path::new(first["folder"].as_str().expect("folder")).join("cert.pem");
     std::fs::remove_dir_all(state.join("accounts"))?;
     let (out, _) = cli(
         &state,
         &[
             "revoke",
             "--cert",
-            dirs[0].join("cert.pem").to_str().unwrap(),
+            oldest.to_str().unwrap(),
             "--sign-with-cert-key",
         ],
     );
@@ -551,6 +571,21 @@ fn account_key_rollover_then_deactivation() -> TestResult {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(lines[0]["url"], url, "the same account");
     assert_ne!(std::fs::read(&key_file)?, old_key, "a new key is kept");
+    let other = "staff31@example.test";
+    let (out, lines) = account(&["update", "--contact", other]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        lines[0]["contact"],
+        serde_json::json!([format!("mailto:{other}")])
+    );
+    let (out, lines) = account(&["show"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(lines[0]["url"], url);
+    assert_eq!(lines[0]["status"], "valid");
+    assert_eq!(
+        lines[0]["contact"],
+        serde_json::json!([format!("mailto:{other}")])
+    );
     // The new key works for an issuance…
     obtain(&tb, mailbox, &state, &["--key-type", "p256"]);
     // …and the old one is refused.
