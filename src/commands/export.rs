@@ -1,6 +1,7 @@
 //! `smime-acme export EMAIL --out PATH`: the current key and chain (or, with --all-keys, every
 //! key and certificate kept for the address) written again as a PKCS#12 in either format, or
-//! as PEM. The file is written atomically, 0600, and read back before the command succeeds.
+//! as PEM. A PKCS#12 is decrypted again and each key matched to its certificate before the file
+//! is written, atomically and 0600.
 
 use std::path::{Path, PathBuf};
 

@@ -103,6 +103,7 @@ fn renew_one(
     email: &str,
     out: &Output,
 ) -> Result<Report, Error> {
+    Held::current(store, email)?;
     // The decision is made under the lock: a run that waited sees what the other one did.
     let _lock = match args.dry_run {
         true => None,
@@ -187,7 +188,12 @@ fn renew_one(
         let pem = store::read_optional(&held.dir.join("key.pem"), 64 * 1024)?.ok_or_else(|| {
             Error::Usage(format!("{} has no key.pem to reuse", held.dir.display()))
         })?;
-        renewal.key = crate::bundle::pem_private_key_der(&pem);
+        renewal.key = Some(crate::bundle::pem_private_key_der(&pem).ok_or_else(|| {
+            Error::Internal(format!(
+                "{} is not a PEM key",
+                held.dir.join("key.pem").display()
+            ))
+        })?);
         settings.key_type = held.info.key_type.parse().map_err(Error::Usage)?;
     }
     let issued = super::obtain::issue(&settings, store, Some(&renewal), out)?;
