@@ -108,21 +108,6 @@ pub fn issue(
         }
     ));
 
-    // Logged in to SMTP before the order: when the mail comes, only the message transfer is
-    // left (a CA may send the mail as soon as the authorization is fetched).
-    let submission = Submission {
-        server: &settings.smtp,
-        security: settings.smtp_security,
-        user: &settings.smtp_user,
-        password: &password,
-        extra_roots: &extra_roots,
-    };
-    out.phase(&format!(
-        "logging in to {} as {} for the reply",
-        settings.smtp, settings.smtp_user
-    ));
-    let mut sender = smtp::Sender::connect(submission)?;
-
     let pending_path = store.pending_file(&settings.email);
     let mut pending = match resume(&mut acme, &key, &pending_path, settings, out)? {
         Some(pending) => pending,
@@ -137,6 +122,22 @@ pub fn issue(
             out,
         )?,
     };
+    // Logged in to SMTP before the authorization is fetched: when the mail comes, only the
+    // message transfer is left (a CA may send the mail as soon as it hands out the challenge).
+    let mut sender = smtp::Sender::new(Submission {
+        server: &settings.smtp,
+        security: settings.smtp_security,
+        user: &settings.smtp_user,
+        password: &password,
+        extra_roots: &extra_roots,
+    });
+    if !pending.reply_sent {
+        out.phase(&format!(
+            "logging in to {} as {} for the reply",
+            settings.smtp, settings.smtp_user
+        ));
+        sender.login()?;
+    }
     let ctx = Ctx {
         settings,
         out,

@@ -40,13 +40,25 @@ impl std::fmt::Debug for Sender<'_> {
 }
 
 impl<'a> Sender<'a> {
+    /// A sender that logs in when first needed (or when told to, with [`Sender::login`]).
+    pub fn new(submission: Submission<'a>) -> Sender<'a> {
+        Sender {
+            submission,
+            connection: None,
+        }
+    }
+
     /// Connects, secures and logs in.
     pub fn connect(submission: Submission<'a>) -> Result<Sender<'a>, MailError> {
-        let connection = open(&submission)?;
-        Ok(Sender {
-            submission,
-            connection: Some(connection),
-        })
+        let mut sender = Sender::new(submission);
+        sender.login()?;
+        Ok(sender)
+    }
+
+    /// Connects, secures and logs in now, ahead of the message.
+    pub fn login(&mut self) -> Result<(), MailError> {
+        self.connection = Some(open(&self.submission)?);
+        Ok(())
     }
 
     /// Sends `message` from `from` to `to`, once. A session that went stale while waiting is

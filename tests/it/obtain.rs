@@ -665,12 +665,12 @@ fn a_killed_run_resumes_and_never_answers_twice() -> TestResult {
         .expect("token-part1 saved")
         .to_owned();
 
-    let (out, json) = run(obtain_command(
-        &tb,
-        mailbox,
-        &state,
-        &["--key-type", "p256"],
-    ));
+    // The reply went out, so the rerun needs no SMTP server: give it one that is not there.
+    let (out, json) = run(command(with_flag(
+        obtain_args(&tb, mailbox, &state, &["--key-type", "p256"]),
+        "--smtp",
+        "127.0.0.1:9",
+    )));
     assert!(out.status.success(), "the rerun failed: {}", stderr(&out));
     assert_eq!(json["status"], "issued");
     assert_eq!(
