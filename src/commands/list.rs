@@ -54,12 +54,7 @@ fn describe(held: &Held, now: i64) -> (Value, Option<renewal::Reason>) {
 pub fn list(global: &GlobalArgs, out: &Output) -> Result<Outcome, Error> {
     let store = Store::new(settings::state_dir(global)?);
     let now = clock::now();
-    let mut outcome = Outcome {
-        human: String::new(),
-        quiet: String::new(),
-        json: Vec::new(),
-        exit: exit::OK,
-    };
+    let mut outcome = Outcome::default();
     let mut rows = Vec::new();
     for name in store.mailboxes()? {
         match Held::current(&store, &name) {

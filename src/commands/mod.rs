@@ -16,7 +16,7 @@ use crate::Error;
 use crate::acme::client::AcmeClient;
 
 /// What a command did: words for people, JSON for scripts, and the exit status.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Outcome {
     pub human: String,
     /// What is still printed with -q (renewals and failures).

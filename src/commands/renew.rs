@@ -48,12 +48,7 @@ pub fn run(
     } else {
         args.emails.iter().map(|e| e.trim().to_owned()).collect()
     };
-    let mut outcome = Outcome {
-        human: String::new(),
-        quiet: String::new(),
-        json: Vec::new(),
-        exit: exit::OK,
-    };
+    let mut outcome = Outcome::default();
     if emails.is_empty() {
         outcome.human = format!(
             "No certificates in {}: get one with smime-acme obtain EMAIL.\n",
