@@ -119,7 +119,8 @@ pub fn register(
         payload["contact"] = json!(contacts);
     }
     if let Some(terms) = &meta.terms_of_service {
-        if !registration.agree_tos && !ask_terms(terms) {
+        let question = format!("Do you agree to the CA's terms of service at {terms}?");
+        if !registration.agree_tos && secrets::ask_yes(&question) != Some(true) {
             return Err(Error::Usage(format!(
                 "the CA asks you to agree to its terms of service ({terms}): rerun with --agree-tos"
             )));
@@ -230,16 +231,4 @@ pub fn no_account(server: &str) -> Error {
     Error::Usage(format!(
         "no account for {server} in the state folder: run smime-acme account register"
     ))
-}
-
-fn ask_terms(terms: &str) -> bool {
-    use std::io::{BufRead, IsTerminal, Write};
-    if !std::io::stdin().is_terminal() {
-        return false;
-    }
-    eprint!("Do you agree to the CA's terms of service at {terms}? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    matches!(answer.trim(), "y" | "Y" | "yes")
 }

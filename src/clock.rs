@@ -28,12 +28,12 @@ fn civil(unix_seconds: i64) -> (i64, u32, u32, u32, u32, u32, u32) {
 }
 
 /// `Sat, 28 Nov 2026 15:01:54 +0000`.
-pub fn rfc5322(unix_seconds: u64) -> String {
+pub fn rfc5322(unix_seconds: i64) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let (y, mo, d, h, mi, s, wd) = civil(i64::try_from(unix_seconds).unwrap_or(i64::MAX / 2));
+    let (y, mo, d, h, mi, s, wd) = civil(unix_seconds);
     format!(
         "{}, {d} {} {y} {h:02}:{mi:02}:{s:02} +0000",
         DAYS[wd as usize],

@@ -18,7 +18,7 @@ pub struct Pending {
     pub account_url: String,
     pub order_url: String,
     /// Unix time the order was created.
-    pub created: u64,
+    pub created: i64,
     /// Where new mail started in each watched folder, noted before the order was created.
     pub marks: BTreeMap<String, Mark>,
     pub authorization_url: Option<String>,

@@ -108,11 +108,6 @@ impl Output {
         self.line(&format!("error: {message}"));
     }
 
-    /// Whether a question may be asked on the terminal.
-    pub fn interactive(&self) -> bool {
-        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-    }
-
     /// An error: one line on stderr (and a JSON object on stdout with --json).
     pub fn error(&self, message: &str, value: &serde_json::Value) {
         self.finish();

@@ -45,7 +45,7 @@ pub fn p12_password(file: Option<&Path>, ask: bool) -> Result<Option<String>, Se
     {
         return Ok(Some(value));
     }
-    if !ask || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+    if !ask || !interactive() {
         return Ok(None);
     }
     let read = |question: &str| {
@@ -122,6 +122,24 @@ pub fn mail_password(source: &PasswordSource, user: &str) -> Result<String, Secr
         }
         PasswordSource::Prompt => prompt(WHAT, &format!("Mail password for {user}: ")),
     }
+}
+
+/// Whether questions can be asked: stdin and stderr are a terminal.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// A yes/no question on the terminal (default no); None when there is no terminal to ask on.
+pub fn ask_yes(question: &str) -> Option<bool> {
+    use std::io::{BufRead, Write};
+    if !interactive() {
+        return None;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    Some(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// Asks on the terminal, without echo.

@@ -8,7 +8,7 @@ use crate::cli::{AccountAction, AccountArgs, GlobalArgs};
 use crate::output::Output;
 use crate::settings::{self, ConfigFile};
 use crate::store::Store;
-use crate::{Error, account};
+use crate::{Error, account, secrets};
 
 pub fn run(
     global: &GlobalArgs,
@@ -82,8 +82,18 @@ pub fn run(
         }
         AccountAction::Deactivate { yes } => {
             let (key, url) = loaded()?;
-            if !yes && !confirm(&server, out)? {
-                return Err(Error::Usage("not deactivated".into()));
+            if !yes {
+                let question =
+                    format!("Deactivate the account at {server} for good? It cannot be undone.");
+                match secrets::ask_yes(&question) {
+                    Some(true) => {}
+                    Some(false) => return Err(Error::Usage("not deactivated".into())),
+                    None => {
+                        return Err(Error::Usage(
+                            "deactivating an account cannot be undone: confirm with --yes".into(),
+                        ));
+                    }
+                }
             }
             let object = account::update(&mut acme, &key, &url, &json!({"status": "deactivated"}))?;
             ("deactivated", key, url, object)
@@ -114,19 +124,4 @@ pub fn run(
             "key_thumbprint": thumbprint,
         }),
     ))
-}
-
-/// Asks on the terminal; without one, --yes is needed.
-fn confirm(server: &str, out: &Output) -> Result<bool, Error> {
-    use std::io::{BufRead, Write};
-    if !out.interactive() {
-        return Err(Error::Usage(
-            "deactivating an account cannot be undone: confirm with --yes".into(),
-        ));
-    }
-    eprint!("Deactivate the account at {server} for good? It cannot be undone. [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }

@@ -218,12 +218,6 @@ impl Ctx<'_> {
     }
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The saved issuance, if its order can still be used.
 fn resume(
     acme: &mut AcmeClient,
@@ -319,7 +313,7 @@ fn new_order(
         .ok_or_else(|| Error::Internal("newOrder gave no order URL".into()))?;
     pending.authorization_url = order.authorizations.first().cloned();
     pending.finalize_url = Some(order.finalize);
-    pending.created = now_unix();
+    pending.created = crate::clock::now();
     store::write_json(path, &pending)?;
     out.info(&format!("order {}", pending.order_url));
     Ok(pending)
@@ -586,8 +580,8 @@ fn send_reply(
     let mut random = [0u8; 12];
     jws::random_bytes(&mut random)?;
     let domain = mail::domain_of(&settings.email);
-    let message_id = format!("{}.{}@{domain}", now_unix(), jws::b64u(random));
-    let date = crate::clock::rfc5322(now_unix());
+    let message_id = format!("{}.{}@{domain}", crate::clock::now(), jws::b64u(random));
+    let date = crate::clock::rfc5322(crate::clock::now());
     let reply = Reply {
         from: &settings.email,
         to: &accepted.reply_to,
@@ -764,7 +758,7 @@ fn save(
     )?;
     bundle::check_pkcs12(&p12, &password, &chain[0])?;
 
-    let folder_name = format!("{}-{}", now_unix(), issued.short_serial());
+    let folder_name = format!("{}-{}", crate::clock::now(), issued.short_serial());
     let dir = ctx.store.certs_dir(&settings.email).join(&folder_name);
     let p12_name = format!("{}.p12", store::safe_name(&settings.email));
     let files = [
