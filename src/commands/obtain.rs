@@ -48,6 +48,8 @@ pub struct Renewal {
     pub replaces: Option<String>,
     /// The key to certify again (PKCS#8), instead of a fresh one.
     pub key: Option<Vec<u8>>,
+    /// The connection to the CA opened for its renewal information, to go on with.
+    pub acme: Option<AcmeClient>,
 }
 
 /// Runs `obtain`.
@@ -62,7 +64,7 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
 pub fn issue(
     settings: &ObtainSettings,
     store: &Store,
-    renewal: Option<&Renewal>,
+    mut renewal: Option<Renewal>,
     out: &Output,
 ) -> Result<Outcome, Error> {
     let deadline = Instant::now() + settings.timeout;
@@ -78,8 +80,13 @@ pub fn issue(
         out.warn("--challenge-auth none: challenge mails are answered without checking they come from the CA (insecure)");
     }
 
-    out.phase(&format!("contacting the CA at {}", settings.server));
-    let mut acme = AcmeClient::connect(&settings.server, Arc::clone(&tls))?;
+    let mut acme = match renewal.as_mut().and_then(|r| r.acme.take()) {
+        Some(acme) => acme,
+        None => {
+            out.phase(&format!("contacting the CA at {}", settings.server));
+            AcmeClient::connect(&settings.server, Arc::clone(&tls))?
+        }
+    };
     let registration = account::Registration {
         contacts: vec![settings.email.clone()],
         agree_tos: settings.agree_tos,
@@ -118,7 +125,7 @@ pub fn issue(
             &mut mailbox,
             &pending_path,
             settings,
-            renewal.and_then(|r| r.replaces.as_deref()),
+            renewal.as_ref().and_then(|r| r.replaces.as_deref()),
             out,
         )?,
     };
@@ -176,7 +183,7 @@ pub fn issue(
         &ctx,
         &mut acme,
         &mut pending,
-        renewal.and_then(|r| r.key.as_deref()),
+        renewal.as_ref().and_then(|r| r.key.as_deref()),
     )?;
     let mut outcome = save(&ctx, &chain, &key_pkcs8, &p12_password)?;
     let _ = std::fs::remove_file(&pending_path);

@@ -122,9 +122,11 @@ fn renew_one(
     };
     let now = clock::now();
     let mut facts = held.facts();
-    // The CA's window matters only when neither the user nor the dates decided already.
+    // The CA's window matters only when neither the user nor the dates decided already. A
+    // connection opened to ask for it serves the renewal too.
+    let mut acme = None;
     if now < held.info.not_after && !args.force && args.days.is_none() && !facts.revoked {
-        facts.window = renewal_window(&settings, &held, now, args.dry_run, out);
+        facts.window = renewal_window(&settings, &held, now, args.dry_run, &mut acme, out);
     }
     let serial = &held.info.serial;
     let base = json!({
@@ -178,6 +180,7 @@ fn renew_one(
     let mut renewal = super::obtain::Renewal {
         replaces: held.info.ari_id.clone(),
         key: None,
+        acme,
     };
     if args.reuse_key {
         let pem = store::read_optional(&held.dir.join("key.pem"), 64 * 1024)?.ok_or_else(|| {
@@ -191,7 +194,7 @@ fn renew_one(
         })?);
         settings.key_type = held.info.key_type.parse().map_err(Error::Usage)?;
     }
-    let issued = super::obtain::issue(&settings, store, Some(&renewal), out)?;
+    let issued = super::obtain::issue(&settings, store, Some(renewal), out)?;
     let mut json = with(
         issued.json.into_iter().next().unwrap_or_default(),
         json!({"status": "renewed", "reason": reason.name(), "replaced_serial": serial}),
@@ -224,6 +227,7 @@ fn renewal_window(
     held: &Held,
     now: i64,
     dry_run: bool,
+    acme: &mut Option<AcmeClient>,
     out: &Output,
 ) -> Option<Window> {
     let kept = held.renewal_info.clone();
@@ -234,7 +238,13 @@ fn renewal_window(
     }
     let id = held.info.ari_id.as_ref()?;
     let fetched = (|| -> Result<Option<RenewalInfo>, Error> {
-        let mut acme: AcmeClient = super::connect(&settings.server, settings.ca_bundle.as_ref())?;
+        let acme = match acme {
+            Some(acme) => acme,
+            None => acme.insert(super::connect(
+                &settings.server,
+                settings.ca_bundle.as_ref(),
+            )?),
+        };
         let Some(base) = acme.directory.renewal_info.clone() else {
             return Ok(None);
         };
