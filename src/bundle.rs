@@ -4,7 +4,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::str::FromStr;
 
 use base64::Engine as _;
 use cbc::cipher::{BlockModeEncrypt as _, KeyIvInit as _, block_padding::Pkcs7};
@@ -53,33 +52,10 @@ pub enum P12Format {
     Modern,
 }
 
-impl P12Format {
-    pub const ALL: [P12Format; 2] = [P12Format::Compat, P12Format::Modern];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            P12Format::Compat => "compat",
-            P12Format::Modern => "modern",
-        }
-    }
-}
-
-impl fmt::Display for P12Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for P12Format {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        P12Format::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown PKCS#12 format {s:?}: expected compat or modern"))
-    }
-}
+named_values!(P12Format, "PKCS#12 format", {
+    Compat => "compat",
+    Modern => "modern",
+});
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {

@@ -4,6 +4,13 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use crate::acme::types::RevocationReason;
+use crate::bundle::P12Format;
+use crate::challenge::response::TokenJoin;
+use crate::keys::{KeyType, Usage};
+use crate::mail::Security;
+use crate::settings::ChallengeTiming;
+
 /// The exit statuses, shown in `--help` and the man pages.
 macro_rules! exit_codes {
     () => {
@@ -166,7 +173,7 @@ pub struct RevokeArgs {
     #[arg(long, value_name = "FILE")]
     pub cert: Option<PathBuf>,
     /// Why (omitted when not given; "unspecified" is never sent)
-    #[arg(long, value_name = "REASON", value_parser = ["key-compromise", "superseded", "affiliation-changed", "cessation-of-operation"])]
+    #[arg(long, value_name = "REASON", value_parser = RevocationReason::NAMES)]
     pub reason: Option<String>,
     /// Sign the request with the certificate's own key instead of the account key
     #[arg(long)]
@@ -329,7 +336,7 @@ pub struct ObtainArgs {
     #[arg(long, value_name = "HOST[:PORT]")]
     pub imap: Option<String>,
     /// IMAP connection security [default: tls]
-    #[arg(long, value_name = "MODE", value_parser = ["tls", "starttls", "plain"])]
+    #[arg(long, value_name = "MODE", value_parser = Security::NAMES)]
     pub imap_security: Option<String>,
     /// IMAP user name [default: EMAIL]
     #[arg(long, value_name = "USER")]
@@ -338,7 +345,7 @@ pub struct ObtainArgs {
     #[arg(long, value_name = "HOST[:PORT]")]
     pub smtp: Option<String>,
     /// SMTP connection security [default: tls]
-    #[arg(long, value_name = "MODE", value_parser = ["tls", "starttls", "plain"])]
+    #[arg(long, value_name = "MODE", value_parser = Security::NAMES)]
     pub smtp_security: Option<String>,
     /// SMTP user name [default: the IMAP user]
     #[arg(long, value_name = "USER")]
@@ -354,13 +361,13 @@ pub struct ObtainArgs {
     pub watch_folder: Vec<String>,
 
     /// Certificate key type [default: rsa3072]
-    #[arg(long, value_name = "TYPE", value_parser = ["rsa2048", "rsa3072", "rsa4096", "p256", "p384", "ed25519"])]
+    #[arg(long, value_name = "TYPE", value_parser = KeyType::NAMES)]
     pub key_type: Option<String>,
     /// What the certificate is for; ed25519 keys can only sign [default: both]
-    #[arg(long, value_name = "USE", value_parser = ["both", "sign", "encrypt"])]
+    #[arg(long, value_name = "USE", value_parser = Usage::NAMES)]
     pub usage: Option<String>,
     /// PKCS#12 encryption: compat (3DES/SHA-1, imports everywhere incl. Apple) or modern (AES-256/SHA-256) [default: compat]
-    #[arg(long, value_name = "FORMAT", value_parser = ["compat", "modern"])]
+    #[arg(long, value_name = "FORMAT", value_parser = P12Format::NAMES)]
     pub p12_format: Option<String>,
     /// Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)
     #[arg(long, value_name = "FILE")]
@@ -386,10 +393,10 @@ pub struct ObtainArgs {
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub dns_server: Option<String>,
     /// How the CA joins the token parts: string (most CAs) or bytes [default: string]
-    #[arg(long, value_name = "MODE", value_parser = ["string", "bytes"])]
+    #[arg(long, value_name = "MODE", value_parser = TokenJoin::NAMES)]
     pub token_join: Option<String>,
     /// When to tell the CA the challenge is answered: auto (after the reply, or early if no mail comes), reply-first, post-first [default: auto]
-    #[arg(long, value_name = "MODE", value_parser = ["auto", "reply-first", "post-first"])]
+    #[arg(long, value_name = "MODE", value_parser = ChallengeTiming::NAMES)]
     pub challenge_timing: Option<String>,
     /// Overall wait for the CA and the mail, e.g. 90s, 30m, 1h [default: 30m]
     #[arg(long, value_name = "DURATION")]

@@ -2,9 +2,6 @@
 //! exactly the address as an rfc822Name, the subject is empty, and the key usage follows the key
 //! type and the intended use. Pure apart from drawing random numbers.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, KeyUsagePurpose, SanType};
 
 /// The kinds of certificate key smime-acme makes.
@@ -19,27 +16,16 @@ pub enum KeyType {
     Ed25519,
 }
 
+named_values!(KeyType, "key type", {
+    Rsa2048 => "rsa2048",
+    Rsa3072 => "rsa3072",
+    Rsa4096 => "rsa4096",
+    P256 => "p256",
+    P384 => "p384",
+    Ed25519 => "ed25519",
+});
+
 impl KeyType {
-    pub const ALL: [KeyType; 6] = [
-        KeyType::Rsa2048,
-        KeyType::Rsa3072,
-        KeyType::Rsa4096,
-        KeyType::P256,
-        KeyType::P384,
-        KeyType::Ed25519,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            KeyType::Rsa2048 => "rsa2048",
-            KeyType::Rsa3072 => "rsa3072",
-            KeyType::Rsa4096 => "rsa4096",
-            KeyType::P256 => "p256",
-            KeyType::P384 => "p384",
-            KeyType::Ed25519 => "ed25519",
-        }
-    }
-
     fn rsa_bits(self) -> Option<usize> {
         match self {
             KeyType::Rsa2048 => Some(2048),
@@ -59,23 +45,6 @@ impl KeyType {
     }
 }
 
-impl fmt::Display for KeyType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for KeyType {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        KeyType::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown key type {s:?}: expected rsa2048, rsa3072, rsa4096, p256, p384 or ed25519"))
-    }
-}
-
 /// What the certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Usage {
@@ -88,32 +57,11 @@ pub enum Usage {
     Encrypt,
 }
 
-impl Usage {
-    pub fn name(self) -> &'static str {
-        match self {
-            Usage::Both => "both",
-            Usage::Sign => "sign",
-            Usage::Encrypt => "encrypt",
-        }
-    }
-}
-
-impl fmt::Display for Usage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Usage {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Usage::Both, Usage::Sign, Usage::Encrypt]
-            .into_iter()
-            .find(|u| u.name() == s)
-            .ok_or_else(|| format!("unknown usage {s:?}: expected both, sign or encrypt"))
-    }
-}
+named_values!(Usage, "usage", {
+    Both => "both",
+    Sign => "sign",
+    Encrypt => "encrypt",
+});
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -279,6 +227,10 @@ mod tests {
             assert_eq!(key_type.name().parse(), Ok(key_type));
         }
         assert!("rsa1024".parse::<KeyType>().is_err());
+        assert_eq!(
+            "rsa1024".parse::<KeyType>(),
+            Err("unknown key type \"rsa1024\": expected rsa2048, rsa3072, rsa4096, p256, p384 or ed25519".into())
+        );
         assert_eq!("encrypt".parse(), Ok(Usage::Encrypt));
         assert!(matches!(
             load(KeyType::P256, b"not a key"),

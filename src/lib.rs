@@ -5,6 +5,44 @@
 //! the pure core (`acme::jws`, `acme::types`, `challenge`, `keys`, `certificate`, `bundle`,
 //! `issuance`). `run` maps every error to the documented exit status, once.
 
+/// For an enum of plain variants that the command line and the configuration file name:
+/// `ALL`, `NAMES`, `name()`, `Display`, and `FromStr` with an error that lists the names.
+macro_rules! named_values {
+    ($type:ident, $what:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $type {
+            pub const ALL: [$type; [$($name),+].len()] = [$($type::$variant),+];
+            pub const NAMES: [&'static str; [$($name),+].len()] = [$($name),+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($type::$variant => $name),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $type {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| {
+                    let (last, rest) = Self::NAMES.split_last().unwrap_or((&"", &[]));
+                    let expected = match rest {
+                        [] => (*last).to_owned(),
+                        _ => format!("{} or {last}", rest.join(", ")),
+                    };
+                    format!("unknown {} {s:?}: expected {expected}", $what)
+                })
+            }
+        }
+    };
+}
+
 pub mod account;
 pub mod acme;
 pub mod bundle;

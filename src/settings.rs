@@ -92,15 +92,11 @@ pub enum ChallengeTiming {
     PostFirst,
 }
 
-impl ChallengeTiming {
-    pub fn name(self) -> &'static str {
-        match self {
-            ChallengeTiming::Auto => "auto",
-            ChallengeTiming::ReplyFirst => "reply-first",
-            ChallengeTiming::PostFirst => "post-first",
-        }
-    }
-}
+named_values!(ChallengeTiming, "challenge timing", {
+    Auto => "auto",
+    ReplyFirst => "reply-first",
+    PostFirst => "post-first",
+});
 
 /// Everything `obtain` needs, resolved.
 #[derive(Debug, Clone)]
@@ -298,26 +294,14 @@ pub fn obtain(
             Ok::<_, SettingsError>(SocketAddr::new(ip, server.port))
         })
         .transpose()?;
-    let token_join = match pick(&args.token_join, &server_cfg.token_join).as_deref() {
-        None | Some("string") => TokenJoin::String,
-        Some("bytes") => TokenJoin::Bytes,
-        Some(other) => {
-            return Err(bad(format!(
-                "token-join {other:?}: expected string or bytes"
-            )));
-        }
-    };
-    let challenge_timing =
-        match pick(&args.challenge_timing, &server_cfg.challenge_timing).as_deref() {
-            None | Some("auto") => ChallengeTiming::Auto,
-            Some("reply-first") => ChallengeTiming::ReplyFirst,
-            Some("post-first") => ChallengeTiming::PostFirst,
-            Some(other) => {
-                return Err(bad(format!(
-                    "challenge-timing {other:?}: expected auto, reply-first or post-first"
-                )));
-            }
-        };
+    let token_join: TokenJoin = parse(
+        pick(&args.token_join, &server_cfg.token_join).as_deref(),
+        TokenJoin::default(),
+    )?;
+    let challenge_timing: ChallengeTiming = parse(
+        pick(&args.challenge_timing, &server_cfg.challenge_timing).as_deref(),
+        ChallengeTiming::default(),
+    )?;
     let timeout = parse_duration(
         pick(&args.timeout, &server_cfg.timeout)
             .as_deref()

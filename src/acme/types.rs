@@ -135,6 +135,35 @@ fn pending() -> Status {
     Status::Pending
 }
 
+/// Why a certificate is revoked: the RFC 5280 reasons the S/MIME BR let a subscriber give
+/// ("unspecified" is never sent; the reason is left out instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationReason {
+    KeyCompromise,
+    Superseded,
+    AffiliationChanged,
+    CessationOfOperation,
+}
+
+named_values!(RevocationReason, "revocation reason", {
+    KeyCompromise => "key-compromise",
+    Superseded => "superseded",
+    AffiliationChanged => "affiliation-changed",
+    CessationOfOperation => "cessation-of-operation",
+});
+
+impl RevocationReason {
+    /// The RFC 5280 CRLReason code.
+    pub fn code(self) -> u8 {
+        match self {
+            RevocationReason::KeyCompromise => 1,
+            RevocationReason::AffiliationChanged => 3,
+            RevocationReason::Superseded => 4,
+            RevocationReason::CessationOfOperation => 5,
+        }
+    }
+}
+
 /// An RFC 7807 problem document as ACME uses it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct Problem {

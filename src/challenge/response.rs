@@ -18,14 +18,10 @@ pub enum TokenJoin {
     Bytes,
 }
 
-impl TokenJoin {
-    pub fn name(self) -> &'static str {
-        match self {
-            TokenJoin::String => "string",
-            TokenJoin::Bytes => "bytes",
-        }
-    }
-}
+named_values!(TokenJoin, "token join", {
+    String => "string",
+    Bytes => "bytes",
+});
 
 /// A token part that is not base64url.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,22 +9,12 @@ use serde_json::json;
 use super::{Held, Outcome};
 use crate::acme::client::AcmeError;
 use crate::acme::jws::{self, CertKey, KeyRef};
+use crate::acme::types::RevocationReason;
 use crate::cli::{GlobalArgs, RevokeArgs};
 use crate::output::Output;
 use crate::settings::{self, ConfigFile};
 use crate::store::{self, Store};
 use crate::{Error, account, bundle, certificate, clock};
-
-/// RFC 5280 reason codes for the names `--reason` accepts.
-fn reason_code(name: &str) -> Option<u8> {
-    match name {
-        "key-compromise" => Some(1),
-        "affiliation-changed" => Some(3),
-        "superseded" => Some(4),
-        "cessation-of-operation" => Some(5),
-        _ => None,
-    }
-}
 
 pub fn run(
     global: &GlobalArgs,
@@ -81,8 +71,9 @@ pub fn run(
         .clone()
         .ok_or_else(|| Error::CaRefused("the CA offers no revocation".into()))?;
     let mut payload = json!({"certificate": jws::b64u(&der)});
-    if let Some(code) = args.reason.as_deref().and_then(reason_code) {
-        payload["reason"] = json!(code);
+    if let Some(reason) = args.reason.as_deref() {
+        let reason: RevocationReason = reason.parse().map_err(Error::Usage)?;
+        payload["reason"] = json!(reason.code());
     }
     out.phase(&format!("revoking certificate {}", info.serial));
     let result = if args.sign_with_cert_key {

@@ -6,7 +6,6 @@ pub mod imap;
 pub mod smtp;
 
 use std::fmt;
-use std::str::FromStr;
 
 /// How a mail connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,32 +19,11 @@ pub enum Security {
     Plain,
 }
 
-impl Security {
-    pub fn name(self) -> &'static str {
-        match self {
-            Security::Tls => "tls",
-            Security::StartTls => "starttls",
-            Security::Plain => "plain",
-        }
-    }
-}
-
-impl fmt::Display for Security {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Security {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Security::Tls, Security::StartTls, Security::Plain]
-            .into_iter()
-            .find(|v| v.name() == s)
-            .ok_or_else(|| format!("unknown security {s:?}: expected tls, starttls or plain"))
-    }
-}
+named_values!(Security, "security", {
+    Tls => "tls",
+    StartTls => "starttls",
+    Plain => "plain",
+});
 
 /// Errors talking to the mail servers.
 #[derive(Debug, thiserror::Error)]
