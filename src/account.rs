@@ -83,18 +83,19 @@ pub fn load_or_register(
 ) -> Result<(AccountKey, String), Error> {
     match load(store, server)? {
         Some(account) => Ok(account),
-        None => register(acme, store, server, registration, out),
+        None => register(acme, store, server, registration, out).map(|(key, url, _)| (key, url)),
     }
 }
 
 /// Registers a new account: the key is made (or taken from an earlier attempt) and kept first.
+/// Returns the key, the account URL and the account as the CA has it.
 pub fn register(
     acme: &mut AcmeClient,
     store: &Store,
     server: &str,
     registration: &Registration,
     out: &Output,
-) -> Result<(AccountKey, String), Error> {
+) -> Result<(AccountKey, String, Value), Error> {
     let files = Files::new(store, server);
     let key = match read_key(&files.key)? {
         Some(key) => key,
@@ -163,7 +164,7 @@ pub fn register(
     }
     store::write_json(&files.info, &json!({"server": server, "url": url}))?;
     out.info(&format!("account {url}"));
-    Ok((key, url))
+    Ok((key, url, response.json(&new_account)?))
 }
 
 /// The account as the CA has it (POST-as-GET to its URL).

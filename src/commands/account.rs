@@ -57,8 +57,8 @@ pub fn run(
                     },
                 },
             };
-            let (key, url) = account::register(&mut acme, &store, &server, &registration, out)?;
-            let object = account::fetch(&mut acme, &key, &url)?;
+            let (key, url, object) =
+                account::register(&mut acme, &store, &server, &registration, out)?;
             ("registered", key, url, object)
         }
         AccountAction::Show => {
