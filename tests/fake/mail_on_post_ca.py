@@ -170,14 +170,18 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(200, ORDERS)
             if self.path == "/revoked":
                 return self.answer(200, REVOKED)
-            if self.path == "/refuse-replaces":
-                STATE["refuse_replaces"] = True
+            if self.path == "/stats":
+                return self.answer(200, {"directory": STATE.get("directory_gets", 0)})
+            if self.path in ("/refuse-replaces", "/renewal-due"):
+                STATE[self.path[1:].replace("-", "_")] = True
                 return self.answer(200, {})
-        if self.path.startswith("/renewal-info/"):
-            now = datetime.datetime.now(datetime.timezone.utc)
-            window = {"start": (now + datetime.timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                      "end": (now + datetime.timedelta(days=25)).strftime("%Y-%m-%dT%H:%M:%SZ")}
-            return self.answer(200, {"suggestedWindow": window})
+            if self.path.startswith("/renewal-info/"):
+                now = datetime.datetime.now(datetime.timezone.utc)
+                days = (-2, -1) if STATE.get("renewal_due") else (20, 25)
+                window = {key: (now + datetime.timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                          for key, d in zip(("start", "end"), days)}
+                return self.answer(200, {"suggestedWindow": window})
+            STATE["directory_gets"] = STATE.get("directory_gets", 0) + 1
         self.answer(200, {"newNonce": f"{b}/nonce", "newAccount": f"{b}/account", "newOrder": f"{b}/order",
                           "revokeCert": f"{b}/revoke", "keyChange": f"{b}/key-change",
                           "renewalInfo": f"{b}/renewal-info"})

@@ -475,10 +475,23 @@ fn replacements_and_revocation_by_the_certificate_key() -> TestResult {
     ok(&out, "obtain from the fake CA");
     let first: Value = serde_json::from_slice(&out.stdout)?;
 
-    // The renewal order names the certificate it replaces (RFC 9773 identifier).
-    let (out, lines) = cli(&state, &["renew", "--force", "--json"]);
+    // Nothing due while the CA's window lies ahead; once it has passed, renewed, through the
+    // connection opened to ask (one directory fetch), with an order naming the certificate it
+    // replaces (RFC 9773 identifier).
+    let (out, lines) = cli(&state, &["renew", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(lines[0]["status"], "not-due");
+    std::fs::remove_file(
+        Path::new(first["folder"].as_str().expect("folder")).join("renewal-info.json"),
+    )?;
+    fake_get(&tb, &ca, "/renewal-due")?;
+    let directory_gets = |stats: Value| stats["directory"].as_u64().expect("count");
+    let before = directory_gets(fake_get(&tb, &ca, "/stats")?);
+    let (out, lines) = cli(&state, &["renew", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(lines[0]["status"], "renewed");
+    assert_eq!(lines[0]["reason"], "ari");
+    assert_eq!(directory_gets(fake_get(&tb, &ca, "/stats")?), before + 1);
     let orders = fake_get(&tb, &ca, "/orders")?;
     let last = &orders.as_array().unwrap()[orders.as_array().unwrap().len() - 1];
     assert_eq!(
