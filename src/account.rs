@@ -1,8 +1,10 @@
 //! The ACME account for a CA: its ES256 key (made on first use, kept 0600 in the state folder)
-//! and its URL; registration with contact, terms agreement and external account binding. IO:
-//! the state folder, the CA, and the terminal for the terms question.
+//! and its URL; registration with contact, terms agreement and external account binding.
+//! Registration and key rollover hold the CA's account lock, so that runs started together
+//! share one account. IO: the state folder, the CA, and the terminal for the terms question.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -73,7 +75,17 @@ pub fn load(store: &Store, server: &str) -> Result<Option<(AccountKey, String)>,
     }
 }
 
-/// The account kept for `server`, registered now if there is none.
+/// How long a run waits for another one registering an account or changing its key.
+pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Takes the lock on the account kept for `server`, waiting up to [`LOCK_WAIT`] for another
+/// run to release it (exit status 4 after that).
+pub fn lock(store: &Store, server: &str) -> Result<store::Lock, Error> {
+    Ok(store.account_lock(server, LOCK_WAIT)?)
+}
+
+/// The account kept for `server`, registered now if there is none. Two runs starting together
+/// register one account: the second waits for the first and then takes its account.
 pub fn load_or_register(
     acme: &mut AcmeClient,
     store: &Store,
@@ -81,15 +93,43 @@ pub fn load_or_register(
     registration: &Registration,
     out: &Output,
 ) -> Result<(AccountKey, String), Error> {
+    if let Some(account) = load(store, server)? {
+        return Ok(account);
+    }
+    let _lock = lock(store, server)?;
+    // Another run may have registered while this one waited.
     match load(store, server)? {
         Some(account) => Ok(account),
-        None => register(acme, store, server, registration, out).map(|(key, url, _)| (key, url)),
+        None => {
+            register_locked(acme, store, server, registration, out).map(|(key, url, _)| (key, url))
+        }
     }
 }
 
 /// Registers a new account: the key is made (or taken from an earlier attempt) and kept first.
-/// Returns the key, the account URL and the account as the CA has it.
+/// Returns the key, the account URL and the account as the CA has it. A usage error when an
+/// account is kept for `server` already.
 pub fn register(
+    acme: &mut AcmeClient,
+    store: &Store,
+    server: &str,
+    registration: &Registration,
+    out: &Output,
+) -> Result<(AccountKey, String, Value), Error> {
+    let _lock = lock(store, server)?;
+    if let Some((_, url)) = load(store, server)? {
+        return Err(already_kept(server, &url));
+    }
+    register_locked(acme, store, server, registration, out)
+}
+
+/// The error for registering where an account is kept already.
+pub fn already_kept(server: &str, url: &str) -> Error {
+    Error::Usage(format!("an account for {server} is kept already: {url}"))
+}
+
+/// [`register`], for a caller that holds the account lock and found no account.
+fn register_locked(
     acme: &mut AcmeClient,
     store: &Store,
     server: &str,
@@ -186,13 +226,14 @@ pub fn update(
 
 /// Replaces the account key (RFC 8555 §7.3.5). The new key is kept beside the old one until
 /// the CA confirmed the change, then takes its place; a run stopped in between finishes the
-/// change next time.
+/// change next time. Holds the account lock throughout.
 pub fn rollover(
     acme: &mut AcmeClient,
     store: &Store,
     server: &str,
     out: &Output,
 ) -> Result<(AccountKey, String), Error> {
+    let _lock = lock(store, server)?;
     let files = Files::new(store, server);
     let (old, url) = load(store, server)?.ok_or_else(|| no_account(server))?;
     let key_change = acme
@@ -232,4 +273,29 @@ pub fn no_account(server: &str) -> Error {
     Error::Usage(format!(
         "no account for {server} in the state folder: run smime-acme account register"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_second_registration_waits_for_the_first() {
+        let root = std::env::temp_dir().join(format!("smime-acme-account-{}", std::process::id()));
+        let store = Store::new(&root);
+        let server = "https://ca.test/dir";
+        let first = lock(&store, server).unwrap();
+        let started = Instant::now();
+        let second = {
+            let store = store.clone();
+            std::thread::spawn(move || lock(&store, server).map(|_| started.elapsed()))
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!second.is_finished(), "the second run waits");
+        drop(first);
+        let waited = second.join().unwrap().unwrap();
+        assert!(waited >= Duration::from_millis(500), "{waited:?}");
+        let _ = std::fs::remove_dir_all(root);
+    }
 }

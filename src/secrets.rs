@@ -11,6 +11,18 @@ use crate::settings::PasswordSource;
 /// Secret files larger than this are not secret files.
 const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
+/// The environment variables that carry secrets. Commands run by smime-acme (the password
+/// command, deploy hooks) start without them: see [`without_secrets`].
+pub const SECRET_ENV: [&str; 2] = ["SMIME_ACME_PASSWORD", "SMIME_ACME_P12_PASSWORD"];
+
+/// `command` with every secret-bearing variable taken out of the environment it inherits.
+pub fn without_secrets(command: &mut Command) -> &mut Command {
+    for name in SECRET_ENV {
+        command.env_remove(name);
+    }
+    command
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("cannot read {what} from {path}: {reason}")]
@@ -102,7 +114,7 @@ pub fn mail_password(source: &PasswordSource, user: &str) -> Result<String, Secr
             &std::env::var("SMIME_ACME_PASSWORD").unwrap_or_default(),
         ),
         PasswordSource::Command(cmd) => {
-            let output = Command::new("sh")
+            let output = without_secrets(&mut Command::new("sh"))
                 .arg("-c")
                 .arg(cmd)
                 .stdin(Stdio::null())
@@ -149,4 +161,25 @@ pub fn prompt(what: &'static str, question: &str) -> Result<String, SecretError>
     }
     let answer = rpassword::prompt_password(question).map_err(|_| SecretError::Missing { what })?;
     first_line(what, &answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_start_without_the_secrets() {
+        let mut command = Command::new("sh");
+        for name in SECRET_ENV {
+            command.env(name, "secret");
+        }
+        command.env("SMIME_ACME_SERVER", "https://ca.test/dir").arg("-c").arg(
+            "echo \"${SMIME_ACME_PASSWORD:-none} ${SMIME_ACME_P12_PASSWORD:-none} $SMIME_ACME_SERVER\"",
+        );
+        let output = without_secrets(&mut command).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "none none https://ca.test/dir\n"
+        );
+    }
 }

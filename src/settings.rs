@@ -1,5 +1,6 @@
 //! Flags, environment and the configuration file merged into plain settings, validated. No IO
-//! beyond reading the configuration file (secrets are read later, by `secrets`).
+//! beyond reading the configuration file and resolving the name of a server to be reached
+//! without TLS (secrets are read later, by `secrets`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -48,8 +49,8 @@ pub struct ServerConfig {
     pub timeout: Option<String>,
 }
 
-/// `[mailbox."you@example.com"]`: one mailbox.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// `[mailbox."you@example.com"]`: one mailbox. Its `Debug` leaves out the password command.
+#[derive(Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MailboxConfig {
     pub imap: Option<String>,
@@ -71,13 +72,80 @@ pub struct MailboxConfig {
     pub out: Option<PathBuf>,
 }
 
-/// Where the mail password comes from, in order of preference.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl std::fmt::Debug for MailboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let MailboxConfig {
+            imap,
+            imap_security,
+            imap_user,
+            smtp,
+            smtp_security,
+            smtp_user,
+            password_file,
+            password_command,
+            watch_folder,
+            key_type,
+            usage,
+            p12_format,
+            p12_password_file,
+            challenge_auth,
+            dns_server,
+            out,
+        } = self;
+        f.debug_struct("MailboxConfig")
+            .field("imap", imap)
+            .field("imap_security", imap_security)
+            .field("imap_user", imap_user)
+            .field("smtp", smtp)
+            .field("smtp_security", smtp_security)
+            .field("smtp_user", smtp_user)
+            .field("password_file", password_file)
+            .field(
+                "password_command",
+                &password_command.as_ref().map(|_| REDACTED),
+            )
+            .field("watch_folder", watch_folder)
+            .field("key_type", key_type)
+            .field("usage", usage)
+            .field("p12_format", p12_format)
+            .field("p12_password_file", p12_password_file)
+            .field("challenge_auth", challenge_auth)
+            .field("dns_server", dns_server)
+            .field("out", out)
+            .finish()
+    }
+}
+
+/// What `Debug` shows in place of a secret.
+const REDACTED: Redacted = Redacted;
+
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where the mail password comes from, in order of preference. Its `Debug` leaves out the
+/// command, which may carry a secret of its own.
+#[derive(Clone, PartialEq, Eq)]
 pub enum PasswordSource {
     File(PathBuf),
     Env,
     Command(String),
     Prompt,
+}
+
+impl std::fmt::Debug for PasswordSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordSource::File(path) => f.debug_tuple("File").field(path).finish(),
+            PasswordSource::Env => f.write_str("Env"),
+            PasswordSource::Command(_) => f.debug_tuple("Command").field(&REDACTED).finish(),
+            PasswordSource::Prompt => f.write_str("Prompt"),
+        }
+    }
 }
 
 /// When the challenge is POSTed relative to the reply.
@@ -221,10 +289,12 @@ pub fn obtain(
         ("IMAP", &imap, imap_security),
         ("SMTP", &smtp, smtp_security),
     ] {
-        if security == Security::Plain && !server.is_loopback() {
-            return Err(bad(format!(
-                "{what} without TLS (plain) is allowed only to a loopback address, not {server}"
-            )));
+        if security == Security::Plain {
+            server.check_loopback().map_err(|reason| {
+                bad(format!(
+                    "{what} without TLS (plain) is allowed only to a loopback address: {reason}"
+                ))
+            })?;
         }
     }
     let imap_user = pick(&args.imap_user, &mailbox.imap_user).unwrap_or_else(|| email.clone());
@@ -307,7 +377,7 @@ pub fn obtain(
             .as_deref()
             .unwrap_or("30m"),
     )
-    .map_err(bad)?;
+    .map_err(|e| bad(format!("--timeout: {e}")))?;
     let state_dir = state_dir(global)?;
 
     Ok(ObtainSettings {
@@ -360,7 +430,7 @@ pub fn wait_lock(global: &GlobalArgs) -> Result<Duration, SettingsError> {
         .wait_lock
         .as_deref()
         .map_or(Ok(Duration::ZERO), parse_duration)
-        .map_err(bad)
+        .map_err(|e| bad(format!("--wait-lock: {e}")))
 }
 
 /// The settings of a successful issuance as configuration, kept beside the certificate so that
@@ -451,11 +521,24 @@ fn layer<T: Serialize + serde::de::DeserializeOwned>(
     serde_json::from_value(value).map_err(fail)
 }
 
-/// `90s`, `30m`, `1h`, `1h30m`, or plain seconds.
+/// The longest duration taken (`--timeout`, `--wait-lock`).
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
+/// `90s`, `30m`, `1h`, `1h30m`, `2d`, or plain seconds; at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    let too_long = || format!("{text:?} is too long: at most 30 days (30d)");
     if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
+        let duration = Duration::from_secs(seconds);
+        return if duration > MAX_DURATION {
+            Err(too_long())
+        } else {
+            Ok(duration)
+        };
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
+        // Digits only, but more than fit in a number.
+        return Err(too_long());
     }
     let mut total = 0u64;
     let mut number = String::new();
@@ -471,16 +554,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'd' => 86_400,
             _ => return Err(format!("bad duration {text:?}: use e.g. 90s, 30m, 1h30m")),
         };
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("bad duration {text:?}"))?;
+        if number.is_empty() {
+            return Err(format!("bad duration {text:?}: use e.g. 90s, 30m, 1h30m"));
+        }
+        // Digits that do not fit in a number are far beyond the limit.
+        let n: u64 = number.parse().map_err(|_| too_long())?;
         total = total.saturating_add(n.saturating_mul(unit));
         number.clear();
     }
     if !number.is_empty() || total == 0 {
         return Err(format!("bad duration {text:?}: use e.g. 90s, 30m, 1h30m"));
     }
-    Ok(Duration::from_secs(total))
+    let duration = Duration::from_secs(total);
+    if duration > MAX_DURATION {
+        return Err(too_long());
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -514,6 +603,69 @@ mod tests {
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("m").is_err());
+        assert_eq!(parse_duration("30d"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("2592000"), Ok(MAX_DURATION));
+        for too_long in [
+            "30d1s",
+            "2592001",
+            "9999d",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "99999999999999999999999s",
+            "18446744073709551615d",
+        ] {
+            let err = parse_duration(too_long).unwrap_err();
+            assert!(err.contains("at most 30 days"), "{too_long}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_beyond_the_limit_are_usage_errors() {
+        let mut a = args("alice@example.test");
+        a.timeout = Some("9999d".into());
+        let err = obtain(&global(), &a, &ConfigFile::default()).unwrap_err().0;
+        assert!(
+            err.contains("--timeout") && err.contains("30 days"),
+            "{err}"
+        );
+        let mut g = global();
+        g.wait_lock = Some("31d".into());
+        let err = obtain(&g, &args("alice@example.test"), &ConfigFile::default())
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("--wait-lock") && err.contains("30 days"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn debug_output_leaves_secrets_out() {
+        let secret = "hunter2-token";
+        let command = format!("curl -H 'Authorization: Bearer {secret}' https://vault.test");
+        let mut a = args("alice@example.test");
+        a.password_command = Some(command.clone());
+        let s = obtain(&global(), &a, &ConfigFile::default()).unwrap();
+        assert_eq!(s.password, PasswordSource::Command(command.clone()));
+        let config: ConfigFile = toml::from_str(&format!(
+            "[mailbox.\"alice@example.test\"]\npassword-command = \"{}\"\n",
+            command.replace('\'', "")
+        ))
+        .unwrap();
+        for shown in [
+            format!("{s:?}"),
+            format!("{s:#?}"),
+            format!("{:?}", s.password),
+            format!("{config:?}"),
+            format!("{:?}", to_config(&s)),
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        assert_eq!(
+            format!("{:?}", PasswordSource::File("/pw".into())),
+            "File(\"/pw\")"
+        );
     }
 
     #[test]
@@ -579,6 +731,21 @@ mod tests {
                 .0
                 .contains("loopback")
         );
+        // A name that only looks local is judged by what it resolves to.
+        a.imap = Some("localhost.attacker.example".into());
+        let err = obtain(&global(), &a, &ConfigFile::default()).unwrap_err().0;
+        assert!(
+            err.contains("loopback") && err.contains("localhost.attacker.example"),
+            "{err}"
+        );
+        for local in ["127.0.0.1:143", "[::1]:143", "localhost:143"] {
+            a.imap = Some(local.into());
+            a.smtp_security = Some("plain".into());
+            assert!(
+                obtain(&global(), &a, &ConfigFile::default()).is_ok(),
+                "{local}"
+            );
+        }
 
         let mut a = args("alice@example.test");
         a.key_type = Some("ed25519".into());

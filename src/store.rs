@@ -6,16 +6,22 @@
 //! <state>/                              SMIME_ACME_HOME or --state-dir
 //!   accounts/<server-id>/account.key    the ES256 account key (PKCS#8 PEM), one per ACME server
 //!   accounts/<server-id>/account.json   {"server": directory URL, "url": account URL}
-//!   pending/<email>.json                the issuance in progress (resumed by the next run)
-//!   certs/<email>/<issued>-<serial>/    one folder per certificate, never overwritten:
+//!   pending/<name>.json                 the issuance in progress (resumed by the next run)
+//!   answered/<name>.json                the challenge mails already answered for that issuance
+//!   certs/<name>/<issued>-<serial>/     one folder per certificate, never overwritten:
 //!       key.pem  cert.pem  chain.pem  fullchain.pem  <email>.p12  [p12-password]
 //!       [revoked.json]                  {"reason", "revoked_at"} once revoked with smime-acme
 //!       [renewal-info.json]             the CA's last renewal window (RFC 9773) and next check
-//!   certs/<email>/current               the name of the newest certificate folder
-//!   certs/<email>/settings.json         the settings of the last issuance, reused by `renew`
-//!   locks/<email>.lock                  held while a run works on that mailbox
+//!   certs/<name>/current                the name of the newest certificate folder
+//!   certs/<name>/settings.json          the settings of the last issuance, reused by `renew`
+//!   locks/<name>.lock                   held while a run works on that mailbox
+//!   locks/account-<server-id>.lock      held while an account is registered or its key changed
 //! ```
-//! `<server-id>` is the directory URL's host and port plus a short hash of the whole URL.
+//! `<name>` is the address escaped by [`state_name`]: two addresses never share a name, and an
+//! ordinary lowercase address is its own name. State written under the older, lossy names
+//! ([`safe_name`]) is still found. `<server-id>` is the directory URL's host and port plus a
+//! short hash of the whole URL. A temporary file is named `.<file>.<pid>.tmp`; those left by
+//! processes that died are removed when a later run writes into the same folder.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -47,11 +53,15 @@ pub struct Store {
     root: PathBuf,
 }
 
-/// A held per-mailbox lock; released when dropped (or by the OS when the process dies).
+/// A held lock (on a mailbox, or on an account); released when dropped (or by the OS when the
+/// process dies).
 #[derive(Debug)]
-pub struct MailboxLock {
+pub struct Lock {
     _file: File,
 }
+
+/// A held per-mailbox lock.
+pub type MailboxLock = Lock;
 
 impl Store {
     pub fn new(root: impl Into<PathBuf>) -> Store {
@@ -68,13 +78,47 @@ impl Store {
     }
 
     pub fn pending_file(&self, email: &str) -> PathBuf {
-        self.root
-            .join("pending")
-            .join(format!("{}.json", safe_name(email)))
+        let pending = self.root.join("pending");
+        let new = pending.join(format!("{}.json", state_name(email)));
+        let old = pending.join(format!("{}.json", safe_name(email)));
+        if prefer_old(&new, &old) && !json_names_other(&old, email, |v| v["email"].as_str()) {
+            old
+        } else {
+            new
+        }
+    }
+
+    /// The Message-IDs of the challenge mails answered for the issuance of `email`.
+    pub fn answered_file(&self, email: &str) -> PathBuf {
+        let new = self
+            .root
+            .join("answered")
+            .join(format!("{}.json", state_name(email)));
+        // Earlier versions kept the list beside the pending file, as `<name>.answered.json`.
+        let pending = self.root.join("pending");
+        let old = pending.join(format!("{}.answered.json", safe_name(email)));
+        let old_pending = pending.join(format!("{}.json", safe_name(email)));
+        let is_list =
+            || matches!(read_json::<serde_json::Value>(&old), Ok(Some(v)) if v.is_array());
+        if prefer_old(&new, &old)
+            && is_list()
+            && !json_names_other(&old_pending, email, |v| v["email"].as_str())
+        {
+            old
+        } else {
+            new
+        }
     }
 
     pub fn certs_dir(&self, email: &str) -> PathBuf {
-        self.root.join("certs").join(safe_name(email))
+        let certs = self.root.join("certs");
+        let new = certs.join(state_name(email));
+        let old = certs.join(safe_name(email));
+        if prefer_old(&new, &old) && !kept_for_other(&old, email) {
+            old
+        } else {
+            new
+        }
     }
 
     /// The settings `renew` reuses for `email`.
@@ -105,53 +149,142 @@ impl Store {
         Ok(dirs)
     }
 
-    /// The folder names under `certs/` that hold a current certificate, sorted.
+    /// The addresses whose folder under `certs/` holds a current certificate, sorted. Each
+    /// leads back to its folder through [`Store::certs_dir`].
     pub fn mailboxes(&self) -> Result<Vec<String>, StoreError> {
-        let mut names: Vec<String> = subfolders(&self.root.join("certs"))?
+        let mut addresses: Vec<String> = subfolders(&self.root.join("certs"))?
             .into_iter()
             .filter(|dir| dir.join("current").is_file())
-            .filter_map(|dir| dir.file_name()?.to_str().map(str::to_owned))
+            .filter_map(|dir| {
+                let name = dir.file_name()?.to_str()?;
+                address_of_folder(&dir, name)
+            })
             .collect();
-        names.sort();
-        Ok(names)
+        addresses.sort();
+        addresses.dedup();
+        Ok(addresses)
     }
 
     /// Takes the lock for `email`, waiting up to `wait` for another run to release it.
-    pub fn lock_wait(&self, email: &str, wait: Duration) -> Result<MailboxLock, StoreError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            match self.lock(email) {
-                Err(StoreError::Locked(_)) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200))
-                }
-                other => return other,
-            }
-        }
+    pub fn lock_wait(&self, email: &str, wait: Duration) -> Result<Lock, StoreError> {
+        wait_for(wait, || self.lock(email))
     }
 
     /// Takes the lock for `email` without waiting.
-    pub fn lock(&self, email: &str) -> Result<MailboxLock, StoreError> {
+    pub fn lock(&self, email: &str) -> Result<Lock, StoreError> {
+        let locks = self.root.join("locks");
+        let new = locks.join(format!("{}.lock", state_name(email)));
+        let old = locks.join(format!("{}.lock", safe_name(email)));
+        // A run of an earlier version may still hold the lock under the old name.
+        let path = if prefer_old(&new, &old) { old } else { new };
+        try_lock(&path, email)
+    }
+
+    /// Takes the lock on the account kept for `directory_url` (held while it is registered or
+    /// its key changed), waiting up to `wait` for another run to release it.
+    pub fn account_lock(&self, directory_url: &str, wait: Duration) -> Result<Lock, StoreError> {
         let path = self
             .root
             .join("locks")
-            .join(format!("{}.lock", safe_name(email)));
-        create_dirs(path.parent().unwrap_or(&self.root))?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|source| StoreError::Write {
-                path: path.clone(),
-                source,
-            })?;
-        match file.try_lock() {
-            Ok(()) => Ok(MailboxLock { _file: file }),
-            Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked(email.to_owned())),
-            Err(fs::TryLockError::Error(source)) => Err(StoreError::Write { path, source }),
+            .join(format!("account-{}.lock", server_id(directory_url)));
+        wait_for(wait, || {
+            try_lock(&path, &format!("the account for {directory_url}"))
+        })
+    }
+}
+
+/// Retries `attempt` every 200 ms while it finds the lock held, for up to `wait`.
+fn wait_for(
+    wait: Duration,
+    mut attempt: impl FnMut() -> Result<Lock, StoreError>,
+) -> Result<Lock, StoreError> {
+    // A wait too long to represent is a wait without end.
+    let deadline = Instant::now().checked_add(wait);
+    loop {
+        match attempt() {
+            Err(StoreError::Locked(_)) if deadline.is_none_or(|d| Instant::now() < d) => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            other => return other,
         }
     }
+}
+
+/// Takes the lock file at `path` without waiting; `what` names it in the error.
+fn try_lock(path: &Path, what: &str) -> Result<Lock, StoreError> {
+    if let Some(parent) = path.parent() {
+        create_dirs(parent)?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| StoreError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Lock { _file: file }),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked(what.to_owned())),
+        Err(fs::TryLockError::Error(source)) => Err(StoreError::Write {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Whether to keep using `old`, the name an earlier version gave a file or folder that is now
+/// called `new`: only `old` exists.
+fn prefer_old(new: &Path, old: &Path) -> bool {
+    new != old && fs::symlink_metadata(new).is_err() && fs::symlink_metadata(old).is_ok()
+}
+
+/// Whether the JSON file at `path` names, through `field`, an address other than `email` (so
+/// that an old, shared name is not taken over by the wrong address).
+fn json_names_other(
+    path: &Path,
+    email: &str,
+    field: impl Fn(&serde_json::Value) -> Option<&str>,
+) -> bool {
+    match read_json::<serde_json::Value>(path) {
+        Ok(Some(value)) => {
+            field(&value).is_some_and(|other| state_name(other) != state_name(email))
+        }
+        _ => false,
+    }
+}
+
+/// The addresses named in the settings kept in a certificate folder.
+fn kept_addresses(dir: &Path) -> Vec<String> {
+    match read_json::<serde_json::Value>(&dir.join("settings.json")) {
+        Ok(Some(value)) => value["mailbox"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether an old-named certificate folder was kept for an address other than `email`.
+fn kept_for_other(dir: &Path, email: &str) -> bool {
+    let kept = kept_addresses(dir);
+    !kept.is_empty() && !kept.iter().any(|k| state_name(k) == state_name(email))
+}
+
+/// The address a folder under `certs/` is for: an escaped name unescaped; an old, lossy name
+/// resolved through the settings kept in it.
+fn address_of_folder(dir: &Path, name: &str) -> Option<String> {
+    if name.contains('%') {
+        return unescape_name(name).filter(|address| state_name(address) == name);
+    }
+    Some(
+        kept_addresses(dir)
+            .into_iter()
+            .find(|k| state_name(k) == name || safe_name(k) == name)
+            .unwrap_or_else(|| name.to_owned()),
+    )
 }
 
 /// The folders directly in `dir` (none if it does not exist).
@@ -193,6 +326,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .parent()
         .ok_or_else(|| err(std::io::Error::other("no parent folder")))?;
     create_dirs(dir)?;
+    sweep_once(dir);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -213,6 +347,64 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(err)
+}
+
+/// How old a dead process's temporary file must be before it is removed: a write takes far
+/// less, and a process in another PID namespace may look dead from here.
+const STALE_AFTER: Duration = Duration::from_secs(300);
+
+/// Removes, once per process and folder, the temporary files that processes which died while
+/// writing left in `dir`. Only `.<file>.<pid>.tmp` files are touched, and only when no process
+/// `<pid>` runs and the file is older than [`STALE_AFTER`]; without `/proc` nothing is removed.
+fn sweep_once(dir: &Path) {
+    static SWEPT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut swept = SWEPT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if swept.iter().any(|d| d == dir) {
+            return;
+        }
+        swept.push(dir.to_owned());
+    }
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let own = std::process::id();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temporary_file_pid) else {
+            continue;
+        };
+        let stale = pid != own
+            && !Path::new("/proc").join(pid.to_string()).exists()
+            && entry.metadata().is_ok_and(|meta| {
+                meta.is_file()
+                    && meta
+                        .modified()
+                        .ok()
+                        .and_then(|at| at.elapsed().ok())
+                        .is_some_and(|age| age >= STALE_AFTER)
+            });
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The process id in a temporary file name `.<file>.<pid>.tmp`.
+fn temporary_file_pid(name: &str) -> Option<u32> {
+    let (file, pid) = name
+        .strip_prefix('.')?
+        .strip_suffix(".tmp")?
+        .rsplit_once('.')?;
+    if file.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok().filter(|&pid| pid > 0)
 }
 
 /// Like [`write_atomic`], but refuses to replace an existing file.
@@ -269,7 +461,62 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Sto
     write_atomic(path, &bytes)
 }
 
-/// A file-name-safe form of an address or host: keeps letters, digits and `@._+-`.
+/// The name of an address's files and folders in the state folder. Letters `a-z`, digits and
+/// `@._+-` stay as they are; every other byte (capitals, `%`, `/`, bytes of non-ASCII
+/// characters, ...) becomes `%XX`, as does a leading `.`. The domain is lowercased first, as
+/// it names the same mailbox in any case. Two addresses that differ in anything but the case
+/// of their domain never get the same name; [`unescape_name`] turns a name back.
+pub fn state_name(email: &str) -> String {
+    if email.is_empty() {
+        // Not a name `unescape_name` accepts, and no address escapes to it.
+        return "%".to_owned();
+    }
+    let (local, domain) = match email.rsplit_once('@') {
+        Some((local, domain)) => (local, Some(domain.to_ascii_lowercase())),
+        None => (email, None),
+    };
+    let mut name = String::with_capacity(email.len());
+    let mut escape = |text: &str| {
+        for byte in text.bytes() {
+            let keep = byte.is_ascii_lowercase()
+                || byte.is_ascii_digit()
+                || (b"@._+-".contains(&byte) && !(byte == b'.' && name.is_empty()));
+            if keep {
+                name.push(char::from(byte));
+            } else {
+                name.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    };
+    escape(local);
+    if let Some(domain) = domain {
+        escape("@");
+        escape(&domain);
+    }
+    name
+}
+
+/// The address a [`state_name`] stands for; None for a name that is not one.
+pub fn unescape_name(name: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(name.len());
+    let mut rest = name.as_bytes();
+    while let Some((&byte, after)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = std::str::from_utf8(after.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &after[2..];
+        } else {
+            bytes.push(byte);
+            rest = after;
+        }
+    }
+    String::from_utf8(bytes).ok().filter(|s| !s.is_empty())
+}
+
+/// A readable file name for an address or host: keeps letters, digits and `@._+-`, lowercased,
+/// and replaces everything else with `_`. Lossy: different addresses can get the same name, so
+/// it names only files that sit in a folder of their own (the PKCS#12 bundle) or carry a hash
+/// (the account folder). The state folder of earlier versions used it for every name.
 pub fn safe_name(text: &str) -> String {
     text.chars()
         .map(|c| {
@@ -296,6 +543,7 @@ fn server_id(directory_url: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
+    // The hash keeps ids apart; the lossy readable part keeps existing account folders' names.
     format!("{}-{hash}", safe_name(&host.replace(':', "_")))
 }
 
@@ -400,5 +648,262 @@ mod tests {
             server_id("https://a/directory"),
             server_id("https://a/other")
         );
+        for hostile in [
+            "../../etc/passwd",
+            ".hidden@x",
+            "..",
+            ".",
+            "",
+            "a/b@x",
+            "\0@x",
+        ] {
+            let name = state_name(hostile);
+            assert!(!name.is_empty() && !name.contains('/') && !name.starts_with('.'));
+            assert_ne!(name, "..");
+        }
+    }
+
+    #[test]
+    fn state_names_escape_and_never_collide() {
+        // Ordinary addresses keep the names earlier versions gave them.
+        for ordinary in ["alice@example.test", "a.b+tag-1@mail.example.test"] {
+            assert_eq!(state_name(ordinary), ordinary);
+            assert_eq!(state_name(ordinary), safe_name(ordinary));
+        }
+        assert_eq!(state_name("Alice@x.test"), "%41lice@x.test");
+        assert_eq!(state_name("a/b@x.test"), "a%2Fb@x.test");
+        assert_eq!(state_name("a_b@x.test"), "a_b@x.test");
+        assert_eq!(state_name(".a@x.test"), "%2Ea@x.test");
+        assert_eq!(state_name("a%41@x.test"), "a%2541@x.test");
+        assert_eq!(state_name("é@x.test"), "%C3%A9@x.test");
+        // The domain names the same mailbox in any case.
+        assert_eq!(state_name("alice@Example.TEST"), "alice@example.test");
+        let pairs = [
+            ("Alice@x.test", "alice@x.test"),
+            ("a/b@x.test", "a_b@x.test"),
+            ("a%41@x.test", "aA@x.test"),
+            ("x@y.test.answered", "x@y.test"),
+        ];
+        for (a, b) in pairs {
+            assert_ne!(state_name(a), state_name(b), "{a} and {b}");
+        }
+        for address in [
+            "Alice@x.test",
+            "a/b@x.test",
+            "é@x.test",
+            ".a@x.test",
+            "a%41@x.test",
+        ] {
+            assert_eq!(
+                unescape_name(&state_name(address)).as_deref(),
+                Some(address)
+            );
+        }
+        assert_eq!(unescape_name("%"), None);
+        assert_eq!(unescape_name("%4"), None);
+        assert_eq!(unescape_name("%zz@x"), None);
+        assert_eq!(unescape_name("%FF@x"), None, "not UTF-8");
+
+        let store = Store::new("/state");
+        let (a, b) = ("x@y.test", "x@y.test.answered");
+        assert_ne!(store.answered_file(a), store.pending_file(b));
+        assert_eq!(
+            store.answered_file(a),
+            Path::new("/state/answered/x@y.test.json")
+        );
+        assert_ne!(
+            store.pending_file("Alice@x.test"),
+            store.pending_file("alice@x.test")
+        );
+        assert_ne!(store.certs_dir("a/b@x.test"), store.certs_dir("a_b@x.test"));
+    }
+
+    #[test]
+    fn state_under_old_names_is_still_found() {
+        let store = Store::new(temp());
+        let root = store.root().to_owned();
+        // Kept by an earlier version for Alice@x.test under its lossy name.
+        write_json(
+            &root.join("certs/alice@x.test/settings.json"),
+            &serde_json::json!({"mailbox": {"Alice@x.test": {}}}),
+        )
+        .unwrap();
+        fs::write(root.join("certs/alice@x.test/current"), "1-aa\n").unwrap();
+        write_json(
+            &root.join("pending/alice@x.test.json"),
+            &serde_json::json!({"email": "Alice@x.test"}),
+        )
+        .unwrap();
+        write_json(
+            &root.join("pending/alice@x.test.answered.json"),
+            &serde_json::json!(["m1@ca.test"]),
+        )
+        .unwrap();
+        assert_eq!(
+            store.certs_dir("Alice@x.test"),
+            root.join("certs/alice@x.test")
+        );
+        assert_eq!(
+            store.pending_file("Alice@x.test"),
+            root.join("pending/alice@x.test.json")
+        );
+        assert_eq!(
+            store.answered_file("Alice@x.test"),
+            root.join("pending/alice@x.test.answered.json")
+        );
+        assert_eq!(store.mailboxes().unwrap(), ["Alice@x.test"]);
+        // Another address with the same old name does not take it over.
+        assert_eq!(
+            store.certs_dir("ALICE@x.test"),
+            root.join("certs/%41%4C%49%43%45@x.test")
+        );
+        assert_eq!(
+            store.pending_file("ALICE@x.test"),
+            root.join("pending/%41%4C%49%43%45@x.test.json")
+        );
+        // The old lock name is used while only it exists.
+        let held = store.lock("Alice@x.test").unwrap();
+        assert!(root.join("locks/%41lice@x.test.lock").exists());
+        drop(held);
+        fs::remove_file(root.join("locks/%41lice@x.test.lock")).unwrap();
+        fs::create_dir_all(root.join("locks")).unwrap();
+        fs::write(root.join("locks/alice@x.test.lock"), "").unwrap();
+        let held = store.lock("Alice@x.test").unwrap();
+        assert!(matches!(
+            store.lock("Alice@x.test"),
+            Err(StoreError::Locked(_))
+        ));
+        assert!(!root.join("locks/%41lice@x.test.lock").exists());
+        drop(held);
+
+        // Once the new name exists, it wins.
+        write_json(
+            &root.join("certs/%41lice@x.test/settings.json"),
+            &serde_json::json!({"mailbox": {"Alice@x.test": {}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            store.certs_dir("Alice@x.test"),
+            root.join("certs/%41lice@x.test")
+        );
+
+        // An old lossy name is turned back into its address through the kept settings.
+        write_json(
+            &root.join("certs/a_b@x.test/settings.json"),
+            &serde_json::json!({"mailbox": {"a/b@x.test": {}}}),
+        )
+        .unwrap();
+        fs::write(root.join("certs/a_b@x.test/current"), "1-bb\n").unwrap();
+        fs::write(root.join("certs/%41lice@x.test/current"), "2-aa\n").unwrap();
+        fs::create_dir_all(root.join("certs/bob@x.test")).unwrap();
+        fs::write(root.join("certs/bob@x.test/current"), "1-cc\n").unwrap();
+        assert_eq!(
+            store.mailboxes().unwrap(),
+            ["Alice@x.test", "a/b@x.test", "bob@x.test"]
+        );
+        assert_eq!(store.certs_dir("a/b@x.test"), root.join("certs/a_b@x.test"));
+        // Once that folder is a_b@x.test's own, a/b@x.test no longer reads it.
+        write_json(
+            &root.join("certs/a_b@x.test/settings.json"),
+            &serde_json::json!({"mailbox": {"a_b@x.test": {}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            store.certs_dir("a/b@x.test"),
+            root.join("certs/a%2Fb@x.test")
+        );
+        assert_eq!(store.certs_dir("a_b@x.test"), root.join("certs/a_b@x.test"));
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn stale_temporary_files_of_dead_processes_are_removed() {
+        let root = temp();
+        let dir = root.join("pending");
+        fs::create_dir_all(&dir).unwrap();
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        let make = |name: &str, old: bool| {
+            let file = File::create(dir.join(name)).unwrap();
+            if old {
+                file.set_modified(long_ago).unwrap();
+            }
+        };
+        // No process has an id above the kernel's limit (at most 2^22).
+        make(".a.json.99999999.tmp", true);
+        make(".b.json.99999998.tmp", false);
+        make(".c.json.1.tmp", true);
+        make("notes.tmp", true);
+        make(".d.json.tmp", true);
+        write_atomic(&dir.join("e.json"), b"{}").unwrap();
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".b.json.99999998.tmp",
+                ".c.json.1.tmp",
+                ".d.json.tmp",
+                "e.json",
+                "notes.tmp"
+            ],
+            "only the old file of a dead process goes"
+        );
+        assert_eq!(temporary_file_pid(".key.pem.123.tmp"), Some(123));
+        assert_eq!(temporary_file_pid(".123.tmp"), None);
+        assert_eq!(temporary_file_pid("key.pem.123.tmp"), None);
+        assert_eq!(temporary_file_pid(".key.pem.12a.tmp"), None);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn waits_too_long_to_represent_do_not_panic() {
+        let store = Store::new(temp());
+        let held = store
+            .lock_wait("alice@example.test", Duration::MAX)
+            .unwrap();
+        drop(held);
+        let held = store
+            .account_lock("https://ca.test/dir", Duration::MAX)
+            .unwrap();
+        drop(held);
+        fs::remove_dir_all(store.root()).unwrap();
+    }
+
+    #[test]
+    fn one_account_lock_per_server() {
+        let store = Store::new(temp());
+        let server = "https://ca.test/dir";
+        let held = store.account_lock(server, Duration::ZERO).unwrap();
+        assert!(
+            store
+                .root()
+                .join(format!("locks/account-{}.lock", server_id(server)))
+                .is_file()
+        );
+        let started = Instant::now();
+        let err = store
+            .account_lock(server, Duration::from_millis(400))
+            .unwrap_err();
+        assert!(matches!(&err, StoreError::Locked(what) if what.contains(server)));
+        assert!(started.elapsed() >= Duration::from_millis(400));
+        let _other = store
+            .account_lock("https://other.test/dir", Duration::ZERO)
+            .expect("another CA's account is free");
+        let waiter = {
+            let store = store.clone();
+            std::thread::spawn(move || store.account_lock(server, Duration::from_secs(20)))
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!waiter.is_finished(), "the second taker waits");
+        drop(held);
+        waiter
+            .join()
+            .unwrap()
+            .expect("a waiting run gets the lock once it is released");
+        fs::remove_dir_all(store.root()).unwrap();
     }
 }

@@ -5,7 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Headers a DKIM signature of a challenge mail must cover for us to trust it.
+/// Headers a DKIM signature of a challenge mail must cover for us to trust it. A mail with a
+/// Reply-To must have that covered too ([`REPLY_TO`]): it decides where the reply goes.
 pub const REQUIRED_SIGNED: [&str; 6] = [
     "from",
     "subject",
@@ -14,6 +15,12 @@ pub const REQUIRED_SIGNED: [&str; 6] = [
     "message-id",
     "auto-submitted",
 ];
+
+/// The `h=` name of Reply-To, required to be signed when the mail has one.
+pub const REPLY_TO: &str = "reply-to";
+
+/// Why an rsa-sha1 signature is no evidence, whatever its cryptographic verdict.
+pub const RSA_SHA1_REFUSED: &str = "rsa-sha1 is not accepted (RFC 8301)";
 
 /// How challenge mails are authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -63,7 +70,7 @@ pub struct DkimCheck {
     pub pass: bool,
     /// Its `d=` domain.
     pub domain: String,
-    /// Its algorithm, for the log.
+    /// Its algorithm (`RsaSha256`, `Ed25519Sha256`, ...); an rsa-sha1 signature never counts.
     pub algorithm: String,
     /// Its `h=` list.
     pub signed_headers: Vec<String>,
@@ -88,6 +95,11 @@ pub enum AuthFailure {
     DkimWrongDomain { signed: String, from_domain: String },
     #[error("its DKIM signature does not cover {}", .missing.join(", "))]
     DkimHeadersNotCovered { missing: Vec<String> },
+    #[error(
+        "its Reply-To {reply_to} is not its From address, and Authentication-Results cannot show \
+         that a signature covers Reply-To"
+    )]
+    ReplyToNotFrom { reply_to: String },
     #[error("it has no Authentication-Results header from {0}")]
     NoAuthenticationResults(String),
     #[error("Authentication-Results from {authserv_id} does not say dkim=pass for {from_domain}")]
@@ -97,15 +109,22 @@ pub enum AuthFailure {
     },
 }
 
-/// Accepts when one signature passes, with `d=` equal to the From domain and covering
-/// [`REQUIRED_SIGNED`]; otherwise names the most telling reason.
-pub fn judge_dkim(checks: &[DkimCheck], from_domain: &str) -> Result<(), AuthFailure> {
+/// Accepts when one signature passes, is not rsa-sha1 (RFC 8301), has `d=` equal to the From
+/// domain and covers [`REQUIRED_SIGNED`] and `also_signed` (say [`REPLY_TO`] when the mail has
+/// one); otherwise names the most telling reason.
+pub fn judge_dkim(
+    checks: &[DkimCheck],
+    from_domain: &str,
+    also_signed: &[&str],
+) -> Result<(), AuthFailure> {
     if checks.is_empty() {
         return Err(AuthFailure::NoDkimSignature);
     }
     let mut failure = None;
     for check in checks {
-        let reason = if !check.pass {
+        let reason = if check.pass && is_rsa_sha1(&check.algorithm) {
+            AuthFailure::DkimFailed(format!("d={}: {RSA_SHA1_REFUSED}", check.domain))
+        } else if !check.pass {
             if check.temporary {
                 AuthFailure::DkimTemporary(check.detail.clone())
             } else {
@@ -119,6 +138,7 @@ pub fn judge_dkim(checks: &[DkimCheck], from_domain: &str) -> Result<(), AuthFai
         } else {
             let missing: Vec<String> = REQUIRED_SIGNED
                 .iter()
+                .chain(also_signed)
                 .filter(|h| {
                     !check
                         .signed_headers
@@ -145,6 +165,15 @@ pub fn judge_dkim(checks: &[DkimCheck], from_domain: &str) -> Result<(), AuthFai
         }
     }
     Err(failure.unwrap_or(AuthFailure::NoDkimSignature))
+}
+
+/// An rsa-sha1 algorithm name, as mail-auth prints it (`RsaSha1`) or as `a=` writes it.
+fn is_rsa_sha1(algorithm: &str) -> bool {
+    let name: String = algorithm
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    name.eq_ignore_ascii_case("rsasha1")
 }
 
 /// Accepts when the topmost `Authentication-Results` header from `authserv_id` (the one our own
@@ -257,7 +286,7 @@ mod tests {
     #[test]
     fn dkim_passes_with_matching_domain_and_coverage() {
         assert_eq!(
-            judge_dkim(&[check(true, "CA.test", &ALL)], "ca.test"),
+            judge_dkim(&[check(true, "CA.test", &ALL)], "ca.test", &[]),
             Ok(())
         );
         // One good signature among bad ones is enough.
@@ -266,21 +295,21 @@ mod tests {
             check(true, "other.test", &ALL),
             check(true, "ca.test", &ALL),
         ];
-        assert_eq!(judge_dkim(&checks, "ca.test"), Ok(()));
+        assert_eq!(judge_dkim(&checks, "ca.test", &[]), Ok(()));
     }
 
     #[test]
     fn dkim_each_rule_alone_fails() {
         assert_eq!(
-            judge_dkim(&[], "ca.test"),
+            judge_dkim(&[], "ca.test", &[]),
             Err(AuthFailure::NoDkimSignature)
         );
         assert!(matches!(
-            judge_dkim(&[check(false, "ca.test", &ALL)], "ca.test"),
+            judge_dkim(&[check(false, "ca.test", &ALL)], "ca.test", &[]),
             Err(AuthFailure::DkimFailed(_))
         ));
         assert_eq!(
-            judge_dkim(&[check(true, "evil.test", &ALL)], "ca.test"),
+            judge_dkim(&[check(true, "evil.test", &ALL)], "ca.test", &[]),
             Err(AuthFailure::DkimWrongDomain {
                 signed: "evil.test".into(),
                 from_domain: "ca.test".into()
@@ -293,7 +322,8 @@ mod tests {
                     "ca.test",
                     &["From", "To", "Subject", "Date", "Message-ID"]
                 )],
-                "ca.test"
+                "ca.test",
+                &[]
             ),
             Err(AuthFailure::DkimHeadersNotCovered {
                 missing: vec!["auto-submitted".into()]
@@ -303,8 +333,46 @@ mod tests {
         temporary.temporary = true;
         temporary.detail = "timed out".into();
         assert_eq!(
-            judge_dkim(&[temporary], "ca.test"),
+            judge_dkim(&[temporary], "ca.test", &[]),
             Err(AuthFailure::DkimTemporary("timed out".into()))
+        );
+    }
+
+    #[test]
+    fn rsa_sha1_is_not_evidence() {
+        let mut sha1 = check(true, "ca.test", &ALL);
+        sha1.algorithm = "RsaSha1".into();
+        assert_eq!(
+            judge_dkim(std::slice::from_ref(&sha1), "ca.test", &[]),
+            Err(AuthFailure::DkimFailed(
+                "d=ca.test: rsa-sha1 is not accepted (RFC 8301)".into()
+            ))
+        );
+        sha1.algorithm = "rsa-sha1".into();
+        assert!(judge_dkim(std::slice::from_ref(&sha1), "ca.test", &[]).is_err());
+        // Beside it, a sha256 signature of the same domain still counts.
+        let sha256 = check(true, "ca.test", &ALL);
+        assert_eq!(judge_dkim(&[sha1, sha256], "ca.test", &[]), Ok(()));
+    }
+
+    #[test]
+    fn reply_to_must_be_covered_when_asked() {
+        let without = check(true, "ca.test", &ALL);
+        assert_eq!(
+            judge_dkim(std::slice::from_ref(&without), "ca.test", &[]),
+            Ok(())
+        );
+        assert_eq!(
+            judge_dkim(&[without], "ca.test", &[REPLY_TO]),
+            Err(AuthFailure::DkimHeadersNotCovered {
+                missing: vec!["reply-to".into()]
+            })
+        );
+        let mut headers = ALL.to_vec();
+        headers.push("Reply-To");
+        assert_eq!(
+            judge_dkim(&[check(true, "ca.test", &headers)], "ca.test", &[REPLY_TO]),
+            Ok(())
         );
     }
 

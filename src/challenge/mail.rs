@@ -12,11 +12,31 @@ pub const MAX_MAIL_BYTES: usize = 256 * 1024;
 const MAX_TOKEN_CHARS: usize = 512;
 /// RFC 8823: token-part1 carries at least 128 bits.
 const MIN_TOKEN_BYTES: usize = 16;
+/// A Message-ID longer than this is not copied into a reply.
+const MAX_MESSAGE_ID_CHARS: usize = 250;
+/// How much of an unusable value a rejection quotes.
+const MAX_QUOTED_CHARS: usize = 80;
+
+/// The headers that judging reads or that the reply copies. Each may appear once, written
+/// `Name:`, so that the instance read here is the one a DKIM signature's `h=` covers.
+pub const JUDGED_HEADERS: [&str; 11] = [
+    "From",
+    "Sender",
+    "To",
+    "Cc",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Auto-Submitted",
+];
 
 /// What a candidate mail says, as far as judging it goes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChallengeMail {
-    /// Message-ID without angle brackets.
+    /// Message-ID without angle brackets, exactly as written (checked when judged).
     pub message_id: Option<String>,
     /// The subject, RFC 2047-decoded and unfolded.
     pub subject: Option<String>,
@@ -26,33 +46,46 @@ pub struct ChallengeMail {
     pub to: Vec<String>,
     /// The Reply-To address, if any.
     pub reply_to: Option<String>,
+    /// A Reply-To header is present (even one without a usable address).
+    pub has_reply_to: bool,
     /// The raw Auto-Submitted value, if any.
     pub auto_submitted: Option<String>,
     /// Every Authentication-Results value, top to bottom.
     pub authentication_results: Vec<String>,
+    /// A header of [`JUDGED_HEADERS`] that is repeated or not plainly written.
+    pub header_fault: Option<HeaderFault>,
 }
 
 impl ChallengeMail {
     /// Reads the headers of `raw`. Never fails: missing parts stay empty and judging rejects them.
+    ///
+    /// Decoded values (subject, addresses) come from mail-parser. The header block is also split
+    /// the way DKIM verification (mail-auth) splits it, where a name is every byte before the
+    /// colon; a judged header that either reading sees twice, or that the two readings do not
+    /// place at the same spot under the same name, becomes a [`HeaderFault`]. Auto-Submitted,
+    /// Message-ID and Authentication-Results are read from that split, as DKIM sees them.
     pub fn parse(raw: &[u8]) -> ChallengeMail {
-        let raw = &raw[..raw.len().min(MAX_MAIL_BYTES)];
+        let raw = raw.get(..MAX_MAIL_BYTES).unwrap_or(raw);
         let Some(message) = MessageParser::default().parse_headers(raw) else {
             return ChallengeMail::default();
         };
+        let fields = raw_fields(raw);
+        let named = |name: &'static str| {
+            fields
+                .iter()
+                .filter(move |f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|f| unfold(f.value))
+        };
+        let collapse = |v: String| v.split_whitespace().collect::<Vec<_>>().join(" ");
         let first = |a: Option<&mail_parser::Address<'_>>| {
             a.and_then(|a| a.first())
                 .and_then(|a| a.address())
                 .map(str::to_owned)
         };
-        let all_raw = |name: &str| -> Vec<String> {
-            message
-                .headers_raw()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
-                .collect()
-        };
         ChallengeMail {
-            message_id: message.message_id().map(str::to_owned),
+            message_id: named("Message-ID")
+                .next()
+                .map(|v| strip_angles(&v).to_owned()),
             subject: message.subject().map(str::to_owned),
             from: first(message.from()),
             to: message
@@ -65,10 +98,139 @@ impl ChallengeMail {
                 })
                 .unwrap_or_default(),
             reply_to: first(message.reply_to()),
-            auto_submitted: all_raw("Auto-Submitted").into_iter().next(),
-            authentication_results: all_raw("Authentication-Results"),
+            has_reply_to: named("Reply-To").next().is_some(),
+            auto_submitted: named("Auto-Submitted").next().map(collapse),
+            authentication_results: named("Authentication-Results").map(collapse).collect(),
+            header_fault: header_fault(&fields, message.headers()),
         }
     }
+}
+
+/// Why a judged header cannot be trusted to be the one a DKIM signature covers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderFault {
+    #[error("its {0} header appears more than once")]
+    Repeated(&'static str),
+    #[error(
+        "its {0} header is in an obsolete or malformed form (such as whitespace before the \
+         colon), or below a line that ends the header block for DKIM"
+    )]
+    Malformed(&'static str),
+}
+
+/// One header field as DKIM verification splits the header block: the name is every byte before
+/// the first colon, the value runs to the end of the field's last (continuation) line.
+#[derive(Debug)]
+struct RawField<'a> {
+    offset: usize,
+    name: &'a [u8],
+    value: &'a [u8],
+}
+
+/// The named fields of `raw`'s header block, split as mail-auth 0.13 splits it when it matches
+/// `h=` names (`common/headers.rs`, `scan_field`): a line without a colon continues onto lines
+/// that start with whitespace; if it ends in CRLF (or is empty) the header block ends there,
+/// otherwise it is an unnamed field. A last field without a line end is not a field.
+fn raw_fields(raw: &[u8]) -> Vec<RawField<'_>> {
+    let mut fields = Vec::new();
+    let mut start = 0;
+    let mut cur = 0;
+    while let Some(rest) = raw.get(cur..) {
+        let Some(offset) = rest.iter().position(|&b| b == b':' || b == b'\n') else {
+            break;
+        };
+        let pos = cur + offset;
+        if raw.get(pos) == Some(&b':') {
+            let Some(end) = field_end(raw, pos + 1) else {
+                break;
+            };
+            fields.push(RawField {
+                offset: start,
+                name: raw.get(start..pos).unwrap_or_default(),
+                value: raw.get(pos + 1..end).unwrap_or_default(),
+            });
+            (start, cur) = (end, end);
+        } else if pos == start || (pos > cur && raw.get(pos - 1) == Some(&b'\r')) {
+            break;
+        } else if matches!(raw.get(pos + 1), Some(b' ' | b'\t')) {
+            cur = pos + 1;
+        } else {
+            (start, cur) = (pos + 1, pos + 1);
+        }
+    }
+    fields
+}
+
+/// Where the field whose value starts at `from` ends: after the first line end that is not
+/// followed by whitespace. None when the header block has no such line end.
+fn field_end(raw: &[u8], from: usize) -> Option<usize> {
+    let mut cur = from;
+    loop {
+        let pos = cur + raw.get(cur..)?.iter().position(|&b| b == b'\n')?;
+        match raw.get(pos + 1) {
+            Some(b' ' | b'\t') => cur = pos + 1,
+            _ => return Some(pos + 1),
+        }
+    }
+}
+
+/// A field value unfolded (every line break removed, RFC 5322 §2.2.3) and trimmed of spaces and
+/// tabs. A carriage return that ends no line stays.
+fn unfold(value: &[u8]) -> String {
+    let mut out = Vec::with_capacity(value.len());
+    for (i, &b) in value.iter().enumerate() {
+        match b {
+            b'\n' => {}
+            b'\r' if value.get(i + 1) == Some(&b'\n') => {}
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out)
+        .trim_matches([' ', '\t'])
+        .to_owned()
+}
+
+/// `<id>` → `id`; anything else as it is.
+fn strip_angles(value: &str) -> &str {
+    value
+        .strip_prefix('<')
+        .and_then(|v| v.strip_suffix('>'))
+        .unwrap_or(value)
+}
+
+/// The first judged header that is written with whitespace around its name, appears more than
+/// once (in either reading), or is not read by mail-parser exactly where and as the raw split has
+/// it.
+fn header_fault(
+    fields: &[RawField<'_>],
+    parsed: &[mail_parser::Header<'_>],
+) -> Option<HeaderFault> {
+    JUDGED_HEADERS.into_iter().find_map(|name| {
+        let is = |n: &[u8]| n.eq_ignore_ascii_case(name.as_bytes());
+        if fields
+            .iter()
+            .any(|f| !is(f.name) && is(f.name.trim_ascii()))
+        {
+            return Some(HeaderFault::Malformed(name));
+        }
+        let raw: Vec<usize> = fields
+            .iter()
+            .filter(|f| is(f.name))
+            .map(|f| f.offset)
+            .collect();
+        let read: Vec<usize> = parsed
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+            .map(|h| h.offset_field as usize)
+            .collect();
+        if raw.len() > 1 || read.len() > 1 {
+            Some(HeaderFault::Repeated(name))
+        } else if raw != read {
+            Some(HeaderFault::Malformed(name))
+        } else {
+            None
+        }
+    })
 }
 
 /// What the pending issuance expects of its challenge mail.
@@ -87,13 +249,15 @@ pub struct Accepted {
     pub token_part1: String,
     /// Where the reply goes: Reply-To, or else From.
     pub reply_to: String,
-    /// The challenge's Message-ID.
+    /// The challenge's Message-ID, safe to copy into a header (see [`is_plain_message_id`]).
     pub message_id: String,
 }
 
 /// Why a mail is not answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
+    #[error("{0}")]
+    AmbiguousHeader(#[from] HeaderFault),
     #[error("its subject is not \"ACME: <token>\"")]
     NotAChallenge,
     #[error("its subject is a reply, not a challenge")]
@@ -113,6 +277,11 @@ pub enum Rejection {
     NotAutoSubmitted,
     #[error("it has no Message-ID")]
     NoMessageId,
+    #[error(
+        "its Message-ID {0:?} is not a plain msg-id (printable ASCII without spaces, at most 250 \
+         characters)"
+    )]
+    BadMessageId(String),
     #[error("its Reply-To {0:?} is not an address")]
     BadReplyTo(String),
     #[error("it is not authentic: {0}")]
@@ -122,6 +291,9 @@ pub enum Rejection {
 /// Judges `mail` against `expected` and the authenticity policy. `dkim` holds the DKIM checks of
 /// the mail (only consulted in `dkim` mode). Cheap rules come first, so callers may verify DKIM
 /// only for mails that pass [`judge_headers`].
+///
+/// A Reply-To decides where the reply goes, so it must be covered by the DKIM signature; in
+/// `authentication-results` mode, which cannot show coverage, it must be the From address.
 pub fn judge(
     mail: &ChallengeMail,
     expected: Expected<'_>,
@@ -130,8 +302,16 @@ pub fn judge(
 ) -> Result<Accepted, Rejection> {
     let accepted = judge_headers(mail, expected)?;
     let from_domain = domain_of(expected.from);
+    let has_reply_to = mail.has_reply_to || mail.reply_to.is_some();
     match policy {
-        ChallengeAuth::Dkim => authenticity::judge_dkim(dkim, from_domain)?,
+        ChallengeAuth::Dkim => {
+            let also_signed: &[&str] = if has_reply_to {
+                &[authenticity::REPLY_TO]
+            } else {
+                &[]
+            };
+            authenticity::judge_dkim(dkim, from_domain, also_signed)?;
+        }
         ChallengeAuth::AuthenticationResults(id) => {
             let headers: Vec<&str> = mail
                 .authentication_results
@@ -139,6 +319,12 @@ pub fn judge(
                 .map(String::as_str)
                 .collect();
             authenticity::judge_authentication_results(&headers, id, from_domain)?;
+            if has_reply_to && !same_address(&accepted.reply_to, expected.from) {
+                return Err(AuthFailure::ReplyToNotFrom {
+                    reply_to: accepted.reply_to,
+                }
+                .into());
+            }
         }
         ChallengeAuth::None => {}
     }
@@ -147,6 +333,9 @@ pub fn judge(
 
 /// Every rule but authenticity.
 pub fn judge_headers(mail: &ChallengeMail, expected: Expected<'_>) -> Result<Accepted, Rejection> {
+    if let Some(fault) = &mail.header_fault {
+        return Err(fault.clone().into());
+    }
     let token_part1 = token_from_subject(mail.subject.as_deref().unwrap_or_default())?;
     let from_ok = mail
         .from
@@ -174,12 +363,16 @@ pub fn judge_headers(mail: &ChallengeMail, expected: Expected<'_>) -> Result<Acc
         .clone()
         .filter(|id| !id.trim().is_empty())
         .ok_or(Rejection::NoMessageId)?;
-    let reply_to = mail
-        .reply_to
-        .clone()
-        .unwrap_or_else(|| expected.from.to_owned());
+    if !is_plain_message_id(&message_id) {
+        return Err(Rejection::BadMessageId(quoted(&message_id)));
+    }
+    let reply_to = match (&mail.reply_to, mail.has_reply_to) {
+        (Some(reply_to), _) => reply_to.clone(),
+        (None, true) => return Err(Rejection::BadReplyTo(String::new())),
+        (None, false) => expected.from.to_owned(),
+    };
     if !is_plain_address(&reply_to) {
-        return Err(Rejection::BadReplyTo(reply_to));
+        return Err(Rejection::BadReplyTo(quoted(&reply_to)));
     }
     Ok(Accepted {
         token_part1,
@@ -225,6 +418,20 @@ pub fn same_address(a: &str, b: &str) -> bool {
         (Some((la, da)), Some((lb, db))) => la == lb && da.eq_ignore_ascii_case(db),
         _ => false,
     }
+}
+
+/// A Message-ID (without angle brackets) safe to copy into In-Reply-To and References: 1 to 250
+/// printable ASCII characters, none of them `<` or `>` (so no space, CR, LF or other control).
+pub fn is_plain_message_id(id: &str) -> bool {
+    (1..=MAX_MESSAGE_ID_CHARS).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+}
+
+/// At most [`MAX_QUOTED_CHARS`] characters of `value`, for a rejection's message.
+fn quoted(value: &str) -> String {
+    value.chars().take(MAX_QUOTED_CHARS).collect()
 }
 
 /// A bare addr-spec safe to put in a header: one `@`, no whitespace, brackets or controls.
@@ -429,15 +636,390 @@ mod tests {
     }
 
     #[test]
+    fn fields_are_split_as_dkim_verification_splits_them() {
+        for raw in [
+            &b"From: a@b\r\nTo : c@d\r\nSubject\t: x\r\n folded\r\n\r\nbody\r\n"[..],
+            b"A: 1\nno colon\nB: 2\n\nbody",
+            b"A: 1\r\nno colon\r\nB: 2\r\n\r\n",
+            b"A\n : 1\r\nB:2\r\n\tC: 3\r\nlast: no line end",
+            b" lead: 1\r\nx:\r\n\r\n",
+            b":\n::\n: \n\n",
+            b"A: 1\r\r\nB: 2\r\n",
+        ] {
+            let ours: Vec<(&[u8], &[u8])> =
+                raw_fields(raw).iter().map(|f| (f.name, f.value)).collect();
+            let dkim: Vec<(&[u8], &[u8])> = mail_auth::AuthenticatedMessage::parse(raw)
+                .map(|m| m.headers)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(_, value)| !value.is_empty())
+                .collect();
+            assert_eq!(ours, dkim, "{:?}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
     fn garbage_never_panics() {
         for input in [
             &b""[..],
             b"\r\n\r\n",
             b"Subject: =?x?Q?\xff\xfe?=\r\n",
             &[0xffu8; 300],
+            b":",
+            b"\n",
+            b"a:",
+            b"a\n b",
+            b"\r",
+            b"Message-ID: <",
+            b"Message-ID:\r\n\r\n",
         ] {
             let m = ChallengeMail::parse(input);
             assert!(judge(&m, EXPECTED, &ChallengeAuth::None, &[]).is_err());
         }
+    }
+
+    /// A genuine challenge's header lines; tests replace or add lines.
+    fn lines() -> Vec<String> {
+        [
+            "Auto-Submitted: auto-generated; type=acme",
+            "Date: Sat, 5 Dec 2020 10:08:55 +0100",
+            "Message-ID: <A2299BB.FF7788@ca.test>",
+            "From: acme@ca.test",
+            "To: alice@example.test",
+            &format!("Subject: ACME: {TOKEN}"),
+            "Content-Type: text/plain",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn mail_of(lines: &[String]) -> ChallengeMail {
+        ChallengeMail::parse(format!("{}\r\n\r\nHello\r\n", lines.join("\r\n")).as_bytes())
+    }
+
+    /// `lines()` with the line starting with `name:` replaced by `line`.
+    fn with(name: &str, line: &str) -> ChallengeMail {
+        let mut lines = lines();
+        for l in &mut lines {
+            if l.starts_with(&format!("{name}:")) {
+                *l = line.to_owned();
+            }
+        }
+        mail_of(&lines)
+    }
+
+    /// `lines()` with `extra` added before Content-Type.
+    fn plus(extra: &[&str]) -> ChallengeMail {
+        let mut lines = lines();
+        let at = lines.len() - 1;
+        lines.splice(at..at, extra.iter().map(|l| (*l).to_owned()));
+        mail_of(&lines)
+    }
+
+    fn covering(headers: &[&str]) -> DkimCheck {
+        DkimCheck {
+            pass: true,
+            domain: "ca.test".into(),
+            algorithm: "RsaSha256".into(),
+            signed_headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+            detail: String::new(),
+            temporary: false,
+        }
+    }
+
+    const SIGNED: [&str; 6] = [
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "auto-submitted",
+    ];
+
+    #[test]
+    fn the_line_based_mail_is_genuine() {
+        let m = mail_of(&lines());
+        assert_eq!(m.header_fault, None);
+        assert_eq!(m, good());
+        assert!(judge_headers(&m, EXPECTED).is_ok());
+    }
+
+    #[test]
+    fn a_repeated_judged_header_is_rejected() {
+        for (name, copy) in [
+            ("From", "From: acme@ca.test"),
+            ("To", "To: alice@example.test"),
+            (
+                "Subject",
+                "Subject: ACME: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            ),
+            ("Auto-Submitted", "Auto-Submitted: no"),
+            ("Message-ID", "Message-ID: <other@ca.test>"),
+            ("Date", "Date: Sun, 6 Dec 2020 10:08:55 +0100"),
+            ("Reply-To", "reply-to: evil@evil.test"),
+        ] {
+            let mut extra = vec![copy];
+            if name == "Reply-To" {
+                extra.insert(0, "Reply-To: acme@ca.test");
+            }
+            assert_eq!(
+                judge_headers(&plus(&extra), EXPECTED),
+                Err(Rejection::AmbiguousHeader(HeaderFault::Repeated(name))),
+                "a second {name}"
+            );
+        }
+        for name in ["Cc", "Sender", "In-Reply-To", "References"] {
+            let a = format!("{name}: <a@ca.test>");
+            let b = format!("{name}: <b@ca.test>");
+            assert_eq!(
+                judge_headers(&plus(&[&a, &b]), EXPECTED),
+                Err(Rejection::AmbiguousHeader(HeaderFault::Repeated(name)))
+            );
+            // Once is fine.
+            assert!(judge_headers(&plus(&[&a]), EXPECTED).is_ok(), "one {name}");
+        }
+    }
+
+    #[test]
+    fn an_obsolete_form_of_a_judged_header_is_rejected() {
+        let evil_to = plus(&["To : mallory@evil.test"]);
+        assert_eq!(
+            evil_to.header_fault,
+            Some(HeaderFault::Malformed("To")),
+            "a copy that mail-parser reads as To but DKIM does not"
+        );
+        let only = with("To", "To : alice@example.test");
+        assert_eq!(
+            judge_headers(&only, EXPECTED),
+            Err(Rejection::AmbiguousHeader(HeaderFault::Malformed("To")))
+        );
+        let subject = with("Subject", &format!("Subject\t: ACME: {TOKEN}"));
+        assert_eq!(
+            judge_headers(&subject, EXPECTED),
+            Err(Rejection::AmbiguousHeader(HeaderFault::Malformed(
+                "Subject"
+            )))
+        );
+        // A name folded before its colon (after a bare LF: DKIM's name is then "Auto-Submitted\n ").
+        let folded = with("Auto-Submitted", "Auto-Submitted\n : auto-generated");
+        assert_eq!(
+            folded.header_fault,
+            Some(HeaderFault::Malformed("Auto-Submitted"))
+        );
+        // After CRLF, DKIM ends the header block there and reads the rest as body.
+        let folded = with("Auto-Submitted", "Auto-Submitted\r\n : auto-generated");
+        assert!(matches!(
+            judge_headers(&folded, EXPECTED),
+            Err(Rejection::AmbiguousHeader(HeaderFault::Malformed(_)))
+        ));
+        // mail-parser ignores whitespace inside a name: `T o:` is To to it, not to DKIM.
+        assert_eq!(
+            plus(&["T o: mallory@evil.test"]).header_fault,
+            Some(HeaderFault::Repeated("To"))
+        );
+        assert_eq!(
+            with("To", "T o: alice@example.test").header_fault,
+            Some(HeaderFault::Malformed("To"))
+        );
+    }
+
+    #[test]
+    fn a_judged_header_dkim_would_read_as_body_is_rejected() {
+        // DKIM ends the header block at a CRLF line without a colon; mail-parser reads on.
+        let m = plus(&["this line has no colon", "Reply-To: mallory@evil.test"]);
+        assert_eq!(m.header_fault, Some(HeaderFault::Malformed("Reply-To")));
+    }
+
+    #[test]
+    fn harmless_repeats_and_other_headers_are_fine() {
+        let m = plus(&[
+            "Received: from a by b",
+            "Received: from c by d",
+            "Authentication-Results: mx.example.test; dkim=pass header.d=ca.test",
+            "Authentication-Results: other.test; none",
+            "X-Mailer : something",
+            "DKIM-Signature: v=1; a=rsa-sha256; d=ca.test; s=x; h=from; bh=; b=",
+        ]);
+        assert_eq!(m.header_fault, None);
+        assert_eq!(m.authentication_results.len(), 2);
+        assert!(judge_headers(&m, EXPECTED).is_ok());
+    }
+
+    #[test]
+    fn a_delivered_mail_with_trace_headers_is_fine() {
+        let raw = format!(
+            "Return-Path: <acme@ca.test>\r\nDelivered-To: alice@example.test\r\n\
+             Received: from mx.ca.test (mx.ca.test [192.0.2.1])\r\n\tby mx.example.test \
+             (Postfix) with ESMTPS id 4F1;\r\n\tSat, 5 Dec 2020 10:08:56 +0100 (CET)\r\n\
+             Authentication-Results: mx.example.test;\r\n\tdkim=pass (2048-bit key) \
+             header.d=ca.test header.s=rsa header.b=abc\r\n\
+             DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=ca.test; s=rsa;\r\n\
+             \tt=1607159335; h=from:to:subject:date:message-id:auto-submitted;\r\n\
+             \tbh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n\
+             Auto-Submitted: auto-generated; type=acme\r\n\
+             From: \"ACME (CA)\" <acme@ca.test>\r\nTo: <alice@example.test>\r\n\
+             Cc: undisclosed-recipients:;\r\nSubject: ACME: {TOKEN}\r\n\
+             Message-ID: <A2299BB.FF7788@ca.test>\r\n\
+             Date: Sat, 5 Dec 2020 10:08:55 +0100 (CET)\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=us-ascii\r\n\r\nHello\r\n"
+        );
+        let m = ChallengeMail::parse(raw.as_bytes());
+        assert_eq!(m.header_fault, None);
+        assert_eq!(m.authentication_results.len(), 1);
+        assert!(judge_headers(&m, EXPECTED).is_ok());
+        // The same with bare LF line ends.
+        let m = ChallengeMail::parse(raw.replace("\r\n", "\n").as_bytes());
+        assert_eq!(m.header_fault, None);
+        assert!(judge_headers(&m, EXPECTED).is_ok());
+    }
+
+    #[test]
+    fn folded_headers_are_read_unfolded() {
+        let m = mail_of(&[
+            "Auto-Submitted:\r\n auto-generated;\r\n\ttype=acme".to_owned(),
+            "Message-ID:\r\n <A2299BB.FF7788@ca.test>".to_owned(),
+            "From: ACME CA\r\n <acme@ca.test>".to_owned(),
+            "To: carol@example.test,\r\n alice@example.test".to_owned(),
+            format!("Subject: ACME:\r\n {TOKEN}"),
+        ]);
+        assert_eq!(m.header_fault, None);
+        assert_eq!(
+            m.auto_submitted.as_deref(),
+            Some("auto-generated; type=acme")
+        );
+        assert_eq!(
+            judge_headers(&m, EXPECTED).map(|a| a.message_id),
+            Ok("A2299BB.FF7788@ca.test".to_owned())
+        );
+    }
+
+    #[test]
+    fn auto_submitted_is_read_from_the_plainly_written_header() {
+        assert_eq!(
+            with("Auto-Submitted", "AUTO-SUBMITTED: Auto-Generated").auto_submitted,
+            Some("Auto-Generated".into())
+        );
+        let no = with("Auto-Submitted", "Auto-Submitted: no");
+        assert_eq!(
+            judge_headers(&no, EXPECTED),
+            Err(Rejection::NotAutoSubmitted)
+        );
+        // A second copy, whichever order, is never read: the mail is rejected.
+        for extra in ["Auto-Submitted: no", "Auto-Submitted: auto-generated"] {
+            let mut lines = lines();
+            lines.insert(0, extra.to_owned());
+            assert_eq!(
+                judge_headers(&mail_of(&lines), EXPECTED),
+                Err(Rejection::AmbiguousHeader(HeaderFault::Repeated(
+                    "Auto-Submitted"
+                )))
+            );
+        }
+    }
+
+    #[test]
+    fn reply_to_must_be_signed_in_dkim_mode() {
+        let m = plus(&["Reply-To: replies@ca.test"]);
+        assert!(m.has_reply_to);
+        assert_eq!(
+            judge(&m, EXPECTED, &ChallengeAuth::Dkim, &[covering(&SIGNED)]),
+            Err(Rejection::NotAuthentic(
+                AuthFailure::DkimHeadersNotCovered {
+                    missing: vec!["reply-to".into()]
+                }
+            ))
+        );
+        let mut with_reply_to = SIGNED.to_vec();
+        with_reply_to.push("reply-to");
+        assert_eq!(
+            judge(
+                &m,
+                EXPECTED,
+                &ChallengeAuth::Dkim,
+                &[covering(&with_reply_to)]
+            )
+            .map(|a| a.reply_to),
+            Ok("replies@ca.test".to_owned())
+        );
+        // Without a Reply-To, its coverage is not needed.
+        assert!(
+            judge(
+                &good(),
+                EXPECTED,
+                &ChallengeAuth::Dkim,
+                &[covering(&SIGNED)]
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn reply_to_must_be_from_in_authentication_results_mode() {
+        let ar = ChallengeAuth::AuthenticationResults("mx.example.test".into());
+        let pass = "Authentication-Results: mx.example.test; dkim=pass header.d=ca.test";
+        assert!(judge(&plus(&[pass]), EXPECTED, &ar, &[]).is_ok());
+        assert_eq!(
+            judge(
+                &plus(&[pass, "Reply-To: replies@ca.test"]),
+                EXPECTED,
+                &ar,
+                &[]
+            ),
+            Err(Rejection::NotAuthentic(AuthFailure::ReplyToNotFrom {
+                reply_to: "replies@ca.test".into()
+            }))
+        );
+        let same = plus(&[pass, "Reply-To: ACME CA <acme@CA.test>"]);
+        assert_eq!(
+            judge(&same, EXPECTED, &ar, &[]).map(|a| a.reply_to),
+            Ok("acme@CA.test".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_reply_to_without_an_address_is_rejected() {
+        let m = plus(&["Reply-To: undisclosed"]);
+        assert!(m.has_reply_to);
+        assert!(matches!(
+            judge_headers(&m, EXPECTED),
+            Err(Rejection::BadReplyTo(_))
+        ));
+    }
+
+    #[test]
+    fn message_id_must_be_plain() {
+        for (what, line) in [
+            ("a CR", "Message-ID: <a\rBcc: x@y.test@ca.test>"),
+            ("a space", "Message-ID: <a b@ca.test>"),
+            ("a control", "Message-ID: <a\u{1}b@ca.test>"),
+            ("a NUL", "Message-ID: <a\0b@ca.test>"),
+            ("unbalanced brackets", "Message-ID: <a@ca.test"),
+            ("non-ASCII", "Message-ID: <a\u{e9}@ca.test>"),
+        ] {
+            assert!(
+                matches!(
+                    judge_headers(&with("Message-ID", line), EXPECTED),
+                    Err(Rejection::BadMessageId(_))
+                ),
+                "a Message-ID with {what}"
+            );
+        }
+        let long = format!("Message-ID: <{}@ca.test>", "a".repeat(243));
+        assert!(matches!(
+            judge_headers(&with("Message-ID", &long), EXPECTED),
+            Err(Rejection::BadMessageId(id)) if id.len() == MAX_QUOTED_CHARS
+        ));
+        let longest = format!("Message-ID: <{}@ca.test>", "a".repeat(242));
+        assert!(judge_headers(&with("Message-ID", &longest), EXPECTED).is_ok());
+        assert_eq!(
+            judge_headers(&with("Message-ID", "Message-ID: <>"), EXPECTED),
+            Err(Rejection::NoMessageId)
+        );
+        let mut m = good();
+        m.message_id = Some("a\r\nBcc: x@y.test".into());
+        assert!(matches!(
+            judge_headers(&m, EXPECTED),
+            Err(Rejection::BadMessageId(_))
+        ));
     }
 }

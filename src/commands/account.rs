@@ -42,9 +42,7 @@ pub fn run(
             agree_tos,
         } => {
             if let Some((_, url)) = account::load(&store, &server)? {
-                return Err(Error::Usage(format!(
-                    "an account for {server} is kept already: {url}"
-                )));
+                return Err(account::already_kept(&server, &url));
             }
             let registration = account::Registration {
                 contacts: contact.clone(),

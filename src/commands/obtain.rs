@@ -2,44 +2,30 @@
 //! finalize, download, checks, and the saved bundle. Drives the IO adapters; every step with an
 //! effect outside the process is saved first (`issuance::Pending`), so a rerun resumes.
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::acme::client::{AcmeClient, AcmeError};
-use crate::acme::jws::{self, AccountKey, KeyRef, Signer};
-use crate::acme::types::{Authorization, Challenge, Identifier, Order, Status};
+use crate::acme::jws::{self, AccountKey, KeyRef};
+use crate::acme::types::{Authorization, Identifier, Order, Status};
 use crate::bundle;
 use crate::certificate::{self, CertInfo};
-use crate::challenge::authenticity::{AuthFailure, ChallengeAuth};
-use crate::challenge::mail::{self, ChallengeMail, Expected, Rejection};
-use crate::challenge::response::{self, Reply};
+use crate::challenge::authenticity::ChallengeAuth;
 use crate::commands::Outcome;
+use crate::issuance::watch::{self, Ctx, MailSide};
 use crate::issuance::{Pending, Step};
 use crate::keys;
-use crate::mail::dkim::Verifier;
+use crate::mail::MailError;
 use crate::mail::imap::Mailbox;
 use crate::mail::smtp::{self, Submission};
 use crate::output::Output;
 use crate::secrets;
-use crate::settings::{ChallengeTiming, ObtainSettings};
+use crate::settings::ObtainSettings;
 use crate::store::{self, Store};
 use crate::{Error, account};
 use rcgen::PublicKeyData;
-
-/// With `challenge-timing = auto`: how long to wait for the mail before POSTing the challenge
-/// for servers that send the mail only then.
-const FIRST_WAIT: Duration = Duration::from_secs(15);
-/// How long one IDLE (or poll) lasts before the folders are checked again.
-const WAIT_SLICE: Duration = Duration::from_secs(5);
-/// Right after the order, when a CA's mail is expected, the folders are checked this often
-/// rather than waiting for IDLE (Dovecot, for one, holds IDLE notices back for half a second).
-const FAST_POLL: Duration = Duration::from_millis(50);
-const FAST_WINDOW: Duration = Duration::from_secs(10);
-/// Answered Message-IDs remembered per mailbox.
-const ANSWERED_KEPT: usize = 200;
 
 /// What a renewal adds to an issuance.
 #[derive(Debug)]
@@ -67,7 +53,9 @@ pub fn issue(
     mut renewal: Option<Renewal>,
     out: &Output,
 ) -> Result<Outcome, Error> {
-    let deadline = Instant::now() + settings.timeout;
+    let deadline = Instant::now()
+        .checked_add(settings.timeout)
+        .ok_or_else(|| Error::Usage("--timeout is too long".into()))?;
     let extra_roots = match &settings.ca_bundle {
         Some(path) => crate::tls::load_bundle(path)?,
         None => Vec::new(),
@@ -87,6 +75,7 @@ pub fn issue(
             AcmeClient::connect(&settings.server, Arc::clone(&tls))?
         }
     };
+    acme.set_deadline(deadline);
     let registration = account::Registration {
         contacts: vec![settings.email.clone()],
         agree_tos: settings.agree_tos,
@@ -105,6 +94,7 @@ pub fn issue(
         Arc::clone(&tls),
         &settings.imap_user,
         &password,
+        Some(deadline),
     )?;
     out.debug(&format!(
         "IMAP server {} IDLE",
@@ -117,8 +107,8 @@ pub fn issue(
 
     let pending_path = store.pending_file(&settings.email);
     let mut pending = match resume(&mut acme, &key, &pending_path, settings, out)? {
-        Some(pending) => pending,
-        None => new_order(
+        Resumed::Order(pending) => *pending,
+        Resumed::Fresh => new_order(
             &mut acme,
             &key,
             &account_url,
@@ -138,12 +128,16 @@ pub fn issue(
         password: &password,
         extra_roots: &extra_roots,
     });
-    if !pending.reply_sent {
+    if !pending.validated && !pending.replied() {
         out.phase(&format!(
             "logging in to {} as {} for the reply",
             settings.smtp, settings.smtp_user
         ));
-        sender.login()?;
+        match sender.login() {
+            // Not reachable now: the reply is sent (and retried) when the mail comes.
+            Err(e @ MailError::Connect { .. }) => out.warn(&format!("{e}; trying again later")),
+            other => other?,
+        }
     }
     let ctx = Ctx {
         settings,
@@ -154,31 +148,22 @@ pub fn issue(
         deadline,
     };
 
-    let mut validated = false;
     loop {
         match pending.next_step() {
             Step::FetchAuthorization => fetch_authorization(&ctx, &mut acme, &mut pending)?,
-            Step::AnswerMail => answer_mail(
-                &ctx,
-                &mut acme,
-                &mut mailbox,
-                &mut sender,
-                &mut pending,
-                &password,
-                &tls,
-            )?,
-            Step::PostChallenge => {
-                out.info("challenge timing: the reply went out first, now the CA is told");
-                // Servers that validate at once say so in the answer: no need to poll.
-                validated = post_challenge(&ctx, &mut acme, &mut pending)? == Status::Valid;
+            Step::Validate => {
+                let mail = MailSide {
+                    mailbox: &mut mailbox,
+                    sender: &mut sender,
+                    password: &password,
+                    tls: &tls,
+                };
+                watch::validate(&ctx, &mut acme, mail, &mut pending)?;
             }
-            Step::AwaitValidation => break,
+            Step::Finalize => break,
         }
     }
     mailbox.logout();
-    if !validated {
-        await_validation(&ctx, &mut acme, &pending)?;
-    }
     let (chain, key_pkcs8) = finalize(
         &ctx,
         &mut acme,
@@ -191,56 +176,59 @@ pub fn issue(
         let _ = std::fs::remove_file(key_file);
     }
     outcome.json[0]["http_requests"] = json!(acme.requests());
-    outcome.json[0]["reply_sent_at_unix_ms"] = json!(pending.reply_sent_at);
+    outcome.json[0]["reply_sent_at_unix_ms"] = json!(pending.first_sent_at());
+    outcome.json[0]["challenge_mails_answered"] = json!(pending.answers.len());
     Ok(outcome)
 }
 
-struct Ctx<'a> {
-    settings: &'a ObtainSettings,
-    out: &'a Output,
-    key: &'a AccountKey,
-    store: &'a Store,
-    pending_path: &'a std::path::Path,
-    deadline: Instant,
-}
-
-impl Ctx<'_> {
-    fn save(&self, pending: &Pending) -> Result<(), Error> {
-        Ok(store::write_json(self.pending_path, pending)?)
-    }
-
-    fn timed_out(&self, what: &str) -> Result<(), Error> {
-        if Instant::now() >= self.deadline {
-            return Err(Error::TimedOut(format!(
-                "{what} (gave up after {}s; see --timeout)",
-                self.settings.timeout.as_secs()
-            )));
+fn remove_record(path: &std::path::Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::Store(store::StoreError::Write {
+                path: path.to_owned(),
+                source: e,
+            }))
         }
-        Ok(())
-    }
-
-    fn sleep(&self, wanted: Duration) {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        std::thread::sleep(wanted.min(left));
+        _ => Ok(()),
     }
 }
 
-/// The saved issuance, if its order can still be used.
+/// What the saved issuance allows.
+enum Resumed {
+    /// Its order goes on.
+    Order(Box<Pending>),
+    /// A new order is to be made.
+    Fresh,
+}
+
+/// The saved issuance, if its order can still be used. A CA that cannot be reached now ends
+/// the run with the record kept; a record holding replies or a POST is never thrown away
+/// unless its order is over.
 fn resume(
     acme: &mut AcmeClient,
     key: &AccountKey,
     path: &std::path::Path,
     settings: &ObtainSettings,
     out: &Output,
-) -> Result<Option<Pending>, Error> {
+) -> Result<Resumed, Error> {
     let Some(pending) = store::read_json::<Pending>(path)? else {
-        return Ok(None);
+        return Ok(Resumed::Fresh);
     };
-    if pending.server != settings.server
-        || pending.email != settings.email
-        || pending.order_url.is_empty()
-    {
-        return Ok(None);
+    let pending = pending.resumed();
+    if pending.email != settings.email || pending.order_url.is_empty() {
+        return Ok(Resumed::Fresh);
+    }
+    if pending.server != settings.server {
+        if pending.has_effects() {
+            return Err(Error::Usage(format!(
+                "an issuance for {} at {} is under way (its state is in {}); finish it with                  --server {}, or delete that file to start over",
+                settings.email,
+                pending.server,
+                path.display(),
+                pending.server
+            )));
+        }
+        return Ok(Resumed::Fresh);
     }
     match acme.fetch::<Order>(key, &pending.account_url, &pending.order_url) {
         Ok((order, _))
@@ -253,20 +241,27 @@ fn resume(
                 "resuming order {} ({})",
                 pending.order_url, order.status
             ));
-            Ok(Some(pending))
+            Ok(Resumed::Order(Box::new(pending)))
         }
         Ok((order, _)) => {
             out.info(&format!(
                 "the saved order is {}: starting a new one",
                 order.status
             ));
-            Ok(None)
+            remove_record(path)?;
+            Ok(Resumed::Fresh)
         }
+        Err(e @ AcmeError::Transport { .. }) => Err(e.into()),
+        Err(e) if pending.has_effects() => Err(Error::CaRefused(format!(
+            "the saved order {} cannot be read ({e}); its state is kept in {}: delete that file              to start a new order",
+            pending.order_url,
+            path.display()
+        ))),
         Err(e) => {
             out.info(&format!(
                 "the saved order cannot be used ({e}): starting a new one"
             ));
-            Ok(None)
+            Ok(Resumed::Fresh)
         }
     }
 }
@@ -291,6 +286,14 @@ fn new_order(
     };
     for folder in &settings.folders {
         pending.marks.insert(folder.clone(), mailbox.mark(folder)?);
+    }
+    // A record holding replies or a POST is never replaced: `resume` removes it once its order
+    // is over (the Message-IDs it answered stay in the answered list).
+    if store::read_json::<Pending>(path)?.is_some_and(|old| old.has_effects()) {
+        return Err(Error::Internal(format!(
+            "{} holds an issuance under way; it is not replaced",
+            path.display()
+        )));
     }
     // Saved before the order exists, so that mail arriving from here on counts as new.
     store::write_json(path, &pending)?;
@@ -348,8 +351,8 @@ fn fetch_authorization(
     if authz.status == Status::Valid {
         // Already validated (an earlier order's authorization is reused): nothing to answer.
         pending.challenge_url = Some(String::new());
-        pending.answered_message_id = Some(String::new());
         pending.challenge_posted = true;
+        pending.validated = true;
         ctx.out
             .info("the CA already holds a valid authorization for this address");
         return ctx.save(pending);
@@ -376,267 +379,6 @@ fn fetch_authorization(
     pending.challenge_from = Some(from);
     pending.challenge_posted = challenge.status != Status::Pending;
     ctx.save(pending)
-}
-
-fn post_challenge(
-    ctx: &Ctx<'_>,
-    acme: &mut AcmeClient,
-    pending: &mut Pending,
-) -> Result<Status, Error> {
-    let url = pending.challenge_url.clone().unwrap_or_default();
-    // Saved first: a rerun does not POST twice (a second POST would only ask for a retry).
-    pending.challenge_posted = true;
-    ctx.save(pending)?;
-    ctx.out.phase("telling the CA the challenge is answered");
-    let response = acme.post(
-        ctx.key,
-        KeyRef::Kid(&pending.account_url),
-        &url,
-        Some(&json!({})),
-    )?;
-    let challenge: Challenge = response.json(&url)?;
-    Ok(challenge.status)
-}
-
-fn answered_path(ctx: &Ctx<'_>) -> std::path::PathBuf {
-    ctx.pending_path.with_extension("answered.json")
-}
-
-#[allow(clippy::too_many_arguments)]
-fn answer_mail(
-    ctx: &Ctx<'_>,
-    acme: &mut AcmeClient,
-    mailbox: &mut Mailbox,
-    sender: &mut smtp::Sender<'_>,
-    pending: &mut Pending,
-    password: &str,
-    tls: &Arc<rustls::ClientConfig>,
-) -> Result<(), Error> {
-    let settings = ctx.settings;
-    let from = pending.challenge_from.clone().unwrap_or_default();
-    let expected = Expected {
-        email: &settings.email,
-        from: &from,
-    };
-    let verifier = match settings.challenge_auth {
-        ChallengeAuth::Dkim => {
-            Some(Verifier::new(settings.dns_server).map_err(|e| Error::Usage(e.to_string()))?)
-        }
-        _ => None,
-    };
-    let mut answered: Vec<String> = store::read_json(&answered_path(ctx))?.unwrap_or_default();
-    if settings.challenge_timing == ChallengeTiming::PostFirst && !pending.challenge_posted {
-        ctx.out
-            .info("challenge timing post-first: telling the CA before the mail arrives");
-        post_challenge(ctx, acme, pending)?;
-    }
-    let started = Instant::now();
-    let mut judged: HashSet<(String, u32)> = HashSet::new();
-    ctx.out
-        .phase(&format!("waiting for the challenge mail from {from}"));
-    loop {
-        // Every new mail is judged (and a rejection logged) before one is answered.
-        let mut chosen: Option<(String, u32, mail::Accepted)> = None;
-        for folder in &settings.folders {
-            let mark = pending
-                .marks
-                .get(folder)
-                .copied()
-                .unwrap_or(crate::mail::imap::Mark {
-                    uid_validity: 0,
-                    uid_next: 1,
-                });
-            let mails = match mailbox.fetch_new(folder, mark) {
-                Ok(mails) => mails,
-                Err(e) => {
-                    ctx.out.warn(&format!("IMAP: {e}; reconnecting"));
-                    *mailbox = reconnect(ctx, tls, password)?;
-                    continue;
-                }
-            };
-            for (uid, raw) in mails {
-                if !judged.insert((folder.clone(), uid)) {
-                    continue;
-                }
-                let parsed = ChallengeMail::parse(&raw);
-                let verdict = mail::judge_headers(&parsed, expected).and_then(|_| {
-                    let dkim = verifier
-                        .as_ref()
-                        .map(|v| v.verify(&raw))
-                        .unwrap_or_default();
-                    mail::judge(&parsed, expected, &settings.challenge_auth, &dkim)
-                });
-                let subject = parsed.subject.as_deref().unwrap_or("(no subject)");
-                match verdict {
-                    Ok(accepted) if answered.contains(&accepted.message_id) => {
-                        ctx.out.info(&format!(
-                            "ignored mail {uid} in {folder} ({subject:?}): already answered"
-                        ));
-                    }
-                    Ok(_) if chosen.is_some() => ctx.out.info(&format!(
-                        "mail {uid} in {folder} is also a valid challenge; only one is answered"
-                    )),
-                    Ok(accepted) => chosen = Some((folder.clone(), uid, accepted)),
-                    Err(Rejection::NotAuthentic(AuthFailure::DkimTemporary(reason))) => {
-                        ctx.out.warn(&format!(
-                            "mail {uid} in {folder}: DKIM key lookup failed ({reason}); will retry"
-                        ));
-                        judged.remove(&(folder.clone(), uid));
-                    }
-                    Err(reason) => ctx.out.info(&format!(
-                        "ignored mail {uid} in {folder} ({subject:?}): {reason}"
-                    )),
-                }
-            }
-        }
-        if let Some((folder, uid, accepted)) = chosen {
-            ctx.out.info(&format!(
-                "challenge mail {uid} in {folder} accepted after {} ms",
-                started.elapsed().as_millis()
-            ));
-            // Recorded before the reply goes out: never answered twice, even after a kill.
-            pending.token_part1 = Some(accepted.token_part1.clone());
-            pending.answered_message_id = Some(accepted.message_id.clone());
-            ctx.save(pending)?;
-            answered.push(accepted.message_id.clone());
-            let excess = answered.len().saturating_sub(ANSWERED_KEPT);
-            answered.drain(..excess);
-            store::write_json(&answered_path(ctx), &answered)?;
-            send_reply(ctx, sender, pending, &accepted)?;
-            if let Err(e) = mailbox.mark_seen(&folder, uid) {
-                ctx.out
-                    .warn(&format!("could not mark the challenge mail seen: {e}"));
-            }
-            return Ok(());
-        }
-        if settings.challenge_timing == ChallengeTiming::Auto
-            && !pending.challenge_posted
-            && started.elapsed() >= FIRST_WAIT
-        {
-            ctx.out.info(&format!("no challenge mail after {}s: telling the CA now, for servers that send the mail only then", FIRST_WAIT.as_secs()));
-            post_challenge(ctx, acme, pending)?;
-            ctx.out
-                .phase(&format!("waiting for the challenge mail from {from}"));
-        }
-        ctx.timed_out(&format!(
-            "no challenge mail from {from} reached {}",
-            settings.email
-        ))?;
-        if started.elapsed() < FAST_WINDOW {
-            ctx.sleep(FAST_POLL);
-            continue;
-        }
-        let slice = WAIT_SLICE.min(ctx.deadline.saturating_duration_since(Instant::now()));
-        if let Err(e) = mailbox.wait("INBOX", slice) {
-            ctx.out.warn(&format!("IMAP: {e}; reconnecting"));
-            *mailbox = reconnect(ctx, tls, password)?;
-        }
-    }
-}
-
-fn reconnect(
-    ctx: &Ctx<'_>,
-    tls: &Arc<rustls::ClientConfig>,
-    password: &str,
-) -> Result<Mailbox, Error> {
-    let s = ctx.settings;
-    let mut delay = Duration::from_secs(1);
-    loop {
-        match Mailbox::open(
-            &s.imap,
-            s.imap_security,
-            Arc::clone(tls),
-            &s.imap_user,
-            password,
-        ) {
-            Ok(mailbox) => return Ok(mailbox),
-            Err(e @ crate::mail::MailError::Login { .. }) => return Err(e.into()),
-            Err(e) => {
-                ctx.timed_out(&format!("the IMAP server stayed unreachable ({e})"))?;
-                ctx.out
-                    .warn(&format!("{e}; retrying in {}s", delay.as_secs()));
-                ctx.sleep(delay);
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
-}
-
-fn send_reply(
-    ctx: &Ctx<'_>,
-    sender: &mut smtp::Sender<'_>,
-    pending: &mut Pending,
-    accepted: &mail::Accepted,
-) -> Result<(), Error> {
-    let settings = ctx.settings;
-    let part2 = pending.token_part2.clone().unwrap_or_default();
-    let mode = settings.token_join;
-    let token = response::join_tokens(&accepted.token_part1, &part2, mode)
-        .map_err(|e| Error::CaRefused(e.to_string()))?;
-    let agree = if response::join_modes_agree(&accepted.token_part1) {
-        "both join modes agree for this token"
-    } else {
-        "the join modes differ for this token"
-    };
-    ctx.out
-        .info(&format!("token parts joined as {} ({agree})", mode.name()));
-    let digest = response::response_digest(&response::key_authorization(
-        &token,
-        &ctx.key.jwk().thumbprint(),
-    ));
-    let mut random = [0u8; 12];
-    jws::random_bytes(&mut random)?;
-    let domain = mail::domain_of(&settings.email);
-    let message_id = format!("{}.{}@{domain}", crate::clock::now(), jws::b64u(random));
-    let date = crate::clock::rfc5322(crate::clock::now());
-    let reply = Reply {
-        from: &settings.email,
-        to: &accepted.reply_to,
-        token_part1: &accepted.token_part1,
-        in_reply_to: &accepted.message_id,
-        message_id: &message_id,
-        date: &date,
-        digest: &digest,
-    };
-    ctx.out.phase(&format!(
-        "replying to {} through {}",
-        accepted.reply_to, settings.smtp
-    ));
-    sender.send(&settings.email, &accepted.reply_to, &reply.to_bytes())?;
-    pending.reply_sent = true;
-    pending.reply_sent_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_millis() as u64);
-    ctx.save(pending)?;
-    ctx.out.info("reply accepted by the SMTP server");
-    Ok(())
-}
-
-fn await_validation(ctx: &Ctx<'_>, acme: &mut AcmeClient, pending: &Pending) -> Result<(), Error> {
-    let url = pending.authorization_url.clone().unwrap_or_default();
-    ctx.out.phase("waiting for the CA to check the reply");
-    let mut delay = Duration::from_millis(500);
-    loop {
-        let (authz, response) = acme.fetch::<Authorization>(ctx.key, &pending.account_url, &url)?;
-        match authz.status {
-            Status::Valid => return Ok(()),
-            Status::Pending | Status::Processing => {}
-            status => {
-                let reason = authz
-                    .email_reply()
-                    .and_then(|c| c.error.as_ref())
-                    .map(|p| p.to_string());
-                return Err(Error::CaRefused(match reason {
-                    Some(reason) => format!("the CA did not accept the reply: {reason}"),
-                    None => format!("the authorization became {status} and the CA gave no reason"),
-                }));
-            }
-        }
-        ctx.timed_out("the CA did not finish checking the reply")?;
-        ctx.sleep(response.retry_after.unwrap_or(delay));
-        delay = (delay * 2).min(Duration::from_secs(10));
-    }
 }
 
 /// Makes the key (saved before finalize), finalizes, and downloads the chain.

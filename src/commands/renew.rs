@@ -299,7 +299,7 @@ fn deploy(hook: &str, email: &str, issued: &Value) -> Result<(), String> {
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| e.to_string())?;
-    let status = Command::new("sh")
+    let status = crate::secrets::without_secrets(&mut Command::new("sh"))
         .arg("-c")
         .arg(hook)
         .env("SMIME_ACME_EMAIL", email)

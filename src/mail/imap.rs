@@ -1,5 +1,7 @@
 //! IMAP: log in, note where new mail starts, wait for new mail (IDLE when offered, polling
-//! otherwise), fetch it (size-bounded), and mark a message seen. IO.
+//! otherwise), fetch the headers of what is new (each message once, size-bounded) and a whole
+//! message when its headers make it a candidate, and mark a message seen. Every read is bounded
+//! by the run's deadline. IO.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -15,13 +17,15 @@ use crate::challenge::mail::MAX_MAIL_BYTES;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The connection under an IMAP session: TLS or (loopback only) plain, with an optional
-/// deadline for reads. IDLE sets the deadline; servers that send keep-alive lines more often than
-/// the IDLE timeout (Dovecot's "* OK Still here") can then not hold a wait open past it.
+/// The connection under an IMAP session: TLS or (loopback only) plain, with deadlines for
+/// reads: the run's (`limit`), and one IDLE sets, so that servers that send keep-alive lines
+/// more often than the IDLE timeout (Dovecot's "* OK Still here") cannot hold a wait open past
+/// it.
 #[derive(Debug)]
 pub struct Stream {
     kind: StreamKind,
     deadline: Option<Instant>,
+    limit: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -41,12 +45,16 @@ impl Stream {
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if let Some(deadline) = self.deadline {
+        let deadline = match (self.deadline, self.limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(std::io::ErrorKind::TimedOut.into());
             }
-            self.tcp().set_read_timeout(Some(left))?;
+            self.tcp().set_read_timeout(Some(left.min(IO_TIMEOUT)))?;
         }
         match &mut self.kind {
             StreamKind::Tls(s) => s.read(buf),
@@ -81,11 +89,12 @@ impl SetReadTimeout for Stream {
     }
 }
 
-impl From<StreamKind> for Stream {
-    fn from(kind: StreamKind) -> Stream {
+impl Stream {
+    fn new(kind: StreamKind, limit: Option<Instant>) -> Stream {
         Stream {
             kind,
             deadline: None,
+            limit,
         }
     }
 }
@@ -137,6 +146,16 @@ pub fn connect(
     security: Security,
     tls: Arc<rustls::ClientConfig>,
 ) -> Result<imap::Client<Stream>, MailError> {
+    connect_until(server, security, tls, None)
+}
+
+/// [`connect`], with every read of the session bounded by `limit`.
+pub fn connect_until(
+    server: &Server,
+    security: Security,
+    tls: Arc<rustls::ClientConfig>,
+    limit: Option<Instant>,
+) -> Result<imap::Client<Stream>, MailError> {
     let err = |reason: String| MailError::Connect {
         server: server.to_string(),
         reason,
@@ -145,32 +164,48 @@ pub fn connect(
     match security {
         Security::Tls => {
             let stream = tls_wrap(tcp, &server.host, tls).map_err(|e| err(e.to_string()))?;
-            let mut client = imap::Client::new(Stream::from(StreamKind::Tls(Box::new(stream))));
+            let mut client =
+                imap::Client::new(Stream::new(StreamKind::Tls(Box::new(stream)), limit));
             client.read_greeting().map_err(|e| err(e.to_string()))?;
             Ok(client)
         }
         Security::StartTls => {
-            starttls(&tcp).map_err(err)?;
+            starttls(&tcp, limit).map_err(err)?;
             let stream = tls_wrap(tcp, &server.host, tls).map_err(|e| err(e.to_string()))?;
-            Ok(imap::Client::new(Stream::from(StreamKind::Tls(Box::new(
-                stream,
-            )))))
+            Ok(imap::Client::new(Stream::new(
+                StreamKind::Tls(Box::new(stream)),
+                limit,
+            )))
         }
         Security::Plain => {
-            let mut client = imap::Client::new(Stream::from(StreamKind::Plain(tcp)));
+            let mut client = imap::Client::new(Stream::new(StreamKind::Plain(tcp), limit));
             client.read_greeting().map_err(|e| err(e.to_string()))?;
             Ok(client)
         }
     }
 }
 
-/// Reads the greeting and negotiates STARTTLS on a fresh connection.
-fn starttls(tcp: &TcpStream) -> Result<(), String> {
+/// Reads the greeting and negotiates STARTTLS on a fresh connection, within 100 lines and by
+/// `limit`.
+fn starttls(tcp: &TcpStream, limit: Option<Instant>) -> Result<(), String> {
     // One byte at a time: nothing may be buffered past the tagged OK, where TLS begins.
     let mut reader = BufReader::with_capacity(1, tcp.try_clone().map_err(|e| e.to_string())?);
     let mut line = String::new();
+    let mut lines = 0;
     let mut read_line = |line: &mut String| -> Result<(), String> {
         line.clear();
+        lines += 1;
+        if lines > 100 {
+            return Err("the server sent too many lines before STARTTLS".to_owned());
+        }
+        if let Some(limit) = limit {
+            let left = limit.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("timed out waiting for the server".to_owned());
+            }
+            tcp.set_read_timeout(Some(left.min(IO_TIMEOUT)))
+                .map_err(|e| e.to_string())?;
+        }
         let n = reader
             .by_ref()
             .take(8192)
@@ -211,6 +246,17 @@ pub struct Mailbox {
     idle: bool,
 }
 
+/// What [`Mailbox::new_headers`] found: (UID, header block) of each new message, oldest
+/// first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub mails: Vec<(u32, Vec<u8>)>,
+    /// Where the next look starts.
+    pub next: Mark,
+    /// The folder's UIDVALIDITY changed: arrival order says nothing about these mails.
+    pub validity_changed: bool,
+}
+
 /// Where new mail starts in a folder: mail with a UID at or above `uid_next` is new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mark {
@@ -219,15 +265,16 @@ pub struct Mark {
 }
 
 impl Mailbox {
-    /// Connects and logs in.
+    /// Connects and logs in; every read of the session ends by `limit`.
     pub fn open(
         server: &Server,
         security: Security,
         tls: Arc<rustls::ClientConfig>,
         user: &str,
         password: &str,
+        limit: Option<Instant>,
     ) -> Result<Mailbox, MailError> {
-        let client = connect(server, security, tls)?;
+        let client = connect_until(server, security, tls, limit)?;
         let mut session = client
             .login(user, password)
             .map_err(|(e, _)| MailError::Login {
@@ -270,45 +317,75 @@ impl Mailbox {
         })
     }
 
-    /// The messages of `folder` at or after `since` (UID, raw bytes), skipping any larger than
-    /// the challenge-mail bound. If the folder's UIDVALIDITY changed, every message counts.
-    pub fn fetch_new(
-        &mut self,
-        folder: &str,
-        since: Mark,
-    ) -> Result<Vec<(u32, Vec<u8>)>, MailError> {
+    /// The headers of the messages of `folder` from `cursor` on, each at most
+    /// [`MAX_MAIL_BYTES`] long (larger messages are skipped), and where the next look starts.
+    /// If the folder's UIDVALIDITY is not the cursor's, every message counts and the batch
+    /// says so.
+    pub fn new_headers(&mut self, folder: &str, cursor: Mark) -> Result<Batch, MailError> {
         let now = self.mark(folder)?;
-        let first = if now.uid_validity == since.uid_validity {
-            since.uid_next.max(1)
-        } else {
+        let validity_changed = now.uid_validity != cursor.uid_validity;
+        let first = if validity_changed {
             1
+        } else {
+            cursor.uid_next.max(1)
+        };
+        let mut batch = Batch {
+            mails: Vec::new(),
+            next: Mark {
+                uid_validity: now.uid_validity,
+                uid_next: first,
+            },
+            validity_changed,
         };
         if now.uid_next <= first {
-            return Ok(Vec::new());
+            return Ok(batch);
         }
         let sizes = self
             .session
             .uid_fetch(format!("{first}:*"), "RFC822.SIZE")
             .map_err(|e| self.err(e))?;
-        let wanted: Vec<u32> = sizes
-            .iter()
-            .filter_map(|f| Some((f.uid?, f.size?)))
-            .filter(|&(uid, size)| uid >= first && (size as usize) <= MAX_MAIL_BYTES)
-            .map(|(uid, _)| uid)
-            .collect();
-        let mut out = Vec::new();
-        for uid in wanted {
+        let mut wanted = Vec::new();
+        for (uid, size) in sizes.iter().filter_map(|f| Some((f.uid?, f.size?))) {
+            if uid < first {
+                continue;
+            }
+            batch.next.uid_next = batch.next.uid_next.max(uid.saturating_add(1));
+            if (size as usize) <= MAX_MAIL_BYTES {
+                wanted.push(uid);
+            }
+        }
+        for chunk in wanted.chunks(50) {
+            let set: Vec<String> = chunk.iter().map(u32::to_string).collect();
             let fetched = self
                 .session
-                .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+                .uid_fetch(set.join(","), "BODY.PEEK[HEADER]")
                 .map_err(|e| self.err(e))?;
             for f in fetched.iter() {
-                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    out.push((uid, body[..body.len().min(MAX_MAIL_BYTES)].to_vec()));
+                if let (Some(uid), Some(header)) = (f.uid, f.header())
+                    && chunk.contains(&uid)
+                {
+                    batch
+                        .mails
+                        .push((uid, header[..header.len().min(MAX_MAIL_BYTES)].to_vec()));
                 }
             }
         }
-        Ok(out)
+        batch.mails.sort_by_key(|(uid, _)| *uid);
+        Ok(batch)
+    }
+
+    /// The whole message `uid` of `folder`, if it is there and at most [`MAX_MAIL_BYTES`].
+    pub fn message(&mut self, folder: &str, uid: u32) -> Result<Option<Vec<u8>>, MailError> {
+        self.session.select(folder).map_err(|e| self.err(e))?;
+        let fetched = self
+            .session
+            .uid_fetch(uid.to_string(), "(RFC822.SIZE BODY.PEEK[])")
+            .map_err(|e| self.err(e))?;
+        Ok(fetched
+            .iter()
+            .filter(|f| f.uid == Some(uid) && f.size.is_some_and(|s| s as usize <= MAX_MAIL_BYTES))
+            .find_map(|f| f.body())
+            .map(|body| body[..body.len().min(MAX_MAIL_BYTES)].to_vec()))
     }
 
     /// Waits up to `timeout` for a change in `folder`: IDLE when offered, else sleeps.

@@ -15,7 +15,7 @@ pub enum Security {
     Tls,
     /// A plain connection upgraded with STARTTLS (IMAP 143, submission 587).
     StartTls,
-    /// No TLS at all: allowed only to a loopback address.
+    /// No TLS at all: allowed only to a host that resolves to loopback addresses alone.
     Plain,
 }
 
@@ -87,13 +87,44 @@ impl Server {
         })
     }
 
-    /// Whether the host is a loopback address (or `localhost`).
+    /// Whether every address the host resolves to is a loopback address. A host that does not
+    /// resolve is not.
     pub fn is_loopback(&self) -> bool {
-        self.host.eq_ignore_ascii_case("localhost")
-            || self
-                .host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        self.check_loopback().is_ok()
+    }
+
+    /// Checks that the host resolves, and only to loopback addresses (an IP address is its own
+    /// resolution); the error says why not. A name such as `localhost.example` that resolves
+    /// elsewhere fails, whatever it looks like.
+    pub fn check_loopback(&self) -> Result<(), String> {
+        self.check_loopback_with(|host, port| {
+            use std::net::ToSocketAddrs;
+            Ok((host, port).to_socket_addrs()?.map(|a| a.ip()).collect())
+        })
+    }
+
+    /// [`Server::check_loopback`] with the name resolution given.
+    pub fn check_loopback_with(
+        &self,
+        resolve: impl FnOnce(&str, u16) -> std::io::Result<Vec<std::net::IpAddr>>,
+    ) -> Result<(), String> {
+        let host = self.host.as_str();
+        let addresses = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => {
+                resolve(host, self.port).map_err(|e| format!("cannot resolve {host}: {e}"))?
+            }
+        };
+        if addresses.is_empty() {
+            return Err(format!("{host} resolves to no address"));
+        }
+        match addresses.iter().find(|ip| !ip.to_canonical().is_loopback()) {
+            Some(ip) if ip.to_string() == host => Err(format!("{host} is not a loopback address")),
+            Some(ip) => Err(format!(
+                "{host} resolves to {ip}, which is not a loopback address"
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -129,5 +160,43 @@ mod tests {
         assert!(Server::parse("127.0.0.1:1", 1).unwrap().is_loopback());
         assert!(Server::parse("[::1]:1", 1).unwrap().is_loopback());
         assert!(!Server::parse("mail.example.com", 1).unwrap().is_loopback());
+    }
+
+    #[test]
+    fn loopback_means_every_resolved_address_is_loopback() {
+        use std::net::IpAddr;
+        let server = |host: &str| Server {
+            host: host.into(),
+            port: 143,
+        };
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        // The system's resolver.
+        for host in [
+            "127.0.0.1",
+            "::1",
+            "localhost",
+            "127.0.0.53",
+            "::ffff:127.0.0.1",
+        ] {
+            assert_eq!(server(host).check_loopback(), Ok(()), "{host}");
+        }
+        for host in ["192.0.2.1", "::", "0.0.0.0", "localhost.attacker.example"] {
+            assert!(!server(host).is_loopback(), "{host}");
+        }
+        // A name is judged by what it resolves to, not by how it looks.
+        let resolved = |host: &str, addresses: Vec<IpAddr>| {
+            server(host).check_loopback_with(move |_, _| Ok(addresses))
+        };
+        let err = resolved("localhost.attacker.example", vec![ip("203.0.113.7")]).unwrap_err();
+        assert!(err.contains("203.0.113.7"), "{err}");
+        assert!(resolved("localhost", vec![ip("127.0.0.1"), ip("203.0.113.7")]).is_err());
+        assert!(resolved("localhost", vec![]).is_err());
+        assert_eq!(
+            resolved("mail.internal", vec![ip("127.0.0.1"), ip("::1")]),
+            Ok(())
+        );
+        let failed = server("localhost")
+            .check_loopback_with(|_, _| Err(std::io::Error::other("no such host")));
+        assert!(failed.unwrap_err().contains("cannot resolve localhost"));
     }
 }

@@ -14,7 +14,7 @@ use super::{MailError, Security, Server};
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to reach the submission server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Submission<'a> {
     pub server: &'a Server,
     pub security: Security,
@@ -22,6 +22,17 @@ pub struct Submission<'a> {
     pub password: &'a str,
     /// Roots to trust beyond the system's (`--ca-bundle`).
     pub extra_roots: &'a [CertificateDer<'static>],
+}
+
+impl std::fmt::Debug for Submission<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submission")
+            .field("server", &self.server)
+            .field("security", &self.security)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 /// An authenticated submission session, opened ahead of time so that a reply goes out with
@@ -62,13 +73,15 @@ impl<'a> Sender<'a> {
     }
 
     /// Sends `message` from `from` to `to`, once. A session that went stale while waiting is
-    /// replaced first (checked with NOOP); a failure during the transfer is not retried, so a
-    /// message is never sent twice.
-    pub fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Result<(), MailError> {
+    /// replaced first (checked with NOOP). The error says whether the message surely did not go
+    /// out (safe to try again), was refused for good, or may have been delivered.
+    pub fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Result<(), SendError> {
         let server = self.submission.server.to_string();
-        let send_err = |reason: String| MailError::Send {
-            server: server.clone(),
-            reason,
+        let send_err = |reason: String| {
+            SendError::Refused(MailError::Send {
+                server: server.clone(),
+                reason,
+            })
         };
         let envelope = Envelope::new(
             Some(
@@ -81,21 +94,54 @@ impl<'a> Sender<'a> {
             ],
         )
         .map_err(|e| send_err(e.to_string()))?;
-        let mut connection = match self.connection.take() {
-            Some(mut c) => {
-                if c.test_connected() {
-                    c
-                } else {
-                    open(&self.submission)?
-                }
-            }
-            None => open(&self.submission)?,
+        let connection = self
+            .connection
+            .take()
+            .and_then(|mut c| c.test_connected().then_some(c));
+        let mut connection = match connection {
+            Some(c) => c,
+            None => open(&self.submission).map_err(|e| match e {
+                MailError::Login { .. } => SendError::Refused(e),
+                e => SendError::NotSent(e),
+            })?,
         };
         let result = transfer(&mut connection, &envelope, message)
-            .map_err(|e| classify(&self.submission, &e));
+            .map_err(|(stage, e)| classify(&self.submission, stage, &e));
         let _ = connection.quit();
         result
     }
+}
+
+/// Why a reply did not surely go out.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Nothing was delivered: the connection failed before the message went out, or the
+    /// server answered 4xx (try again later).
+    #[error("{0}")]
+    NotSent(MailError),
+    /// The server refused for good (5xx, or a bad address).
+    #[error("{0}")]
+    Refused(MailError),
+    /// The connection was lost after the message went out: it may have been delivered.
+    #[error("{0}")]
+    Unknown(MailError),
+}
+
+impl From<SendError> for MailError {
+    fn from(e: SendError) -> MailError {
+        match e {
+            SendError::NotSent(e) | SendError::Refused(e) | SendError::Unknown(e) => e,
+        }
+    }
+}
+
+/// How far a transfer got when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// MAIL, RCPT, DATA: no message bytes written yet.
+    Envelope,
+    /// The message and its end marker were being written or answered.
+    Message,
 }
 
 /// MAIL, RCPT, DATA, then the message and its end marker in one write (as two writes, the end
@@ -104,14 +150,21 @@ fn transfer(
     connection: &mut SmtpConnection,
     envelope: &Envelope,
     message: &[u8],
-) -> Result<(), lettre::transport::smtp::Error> {
+) -> Result<(), (Stage, lettre::transport::smtp::Error)> {
     use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
-    connection.command(Mail::new(envelope.from().cloned(), Vec::new()))?;
+    let envelope_stage = |e| (Stage::Envelope, e);
+    connection
+        .command(Mail::new(envelope.from().cloned(), Vec::new()))
+        .map_err(envelope_stage)?;
     for to in envelope.to() {
-        connection.command(Rcpt::new(to.clone(), Vec::new()))?;
+        connection
+            .command(Rcpt::new(to.clone(), Vec::new()))
+            .map_err(envelope_stage)?;
     }
-    connection.command(Data)?;
-    connection.command(data_block(message))?;
+    connection.command(Data).map_err(envelope_stage)?;
+    connection
+        .command(data_block(message))
+        .map_err(|e| (Stage::Message, e))?;
     Ok(())
 }
 
@@ -140,7 +193,7 @@ pub fn send(
     to: &str,
     message: &[u8],
 ) -> Result<(), MailError> {
-    Sender::connect(submission.clone())?.send(from, to, message)
+    Ok(Sender::connect(submission.clone())?.send(from, to, message)?)
 }
 
 fn open(submission: &Submission<'_>) -> Result<SmtpConnection, MailError> {
@@ -184,13 +237,23 @@ fn open(submission: &Submission<'_>) -> Result<SmtpConnection, MailError> {
     Ok(connection)
 }
 
-fn classify(submission: &Submission<'_>, e: &lettre::transport::smtp::Error) -> MailError {
+/// A server's 4xx means "not now": nothing was accepted. A 5xx is final. A connection lost
+/// before any message byte was written delivered nothing; after, it may have.
+fn classify(
+    submission: &Submission<'_>,
+    stage: Stage,
+    e: &lettre::transport::smtp::Error,
+) -> SendError {
     let server = submission.server.to_string();
     let reason = error_chain(e);
-    if e.is_transient() || e.is_permanent() {
-        MailError::Send { server, reason }
+    if e.is_permanent() {
+        SendError::Refused(MailError::Send { server, reason })
+    } else if e.is_transient() {
+        SendError::NotSent(MailError::Send { server, reason })
+    } else if stage == Stage::Envelope {
+        SendError::NotSent(MailError::Connect { server, reason })
     } else {
-        MailError::Connect { server, reason }
+        SendError::Unknown(MailError::Send { server, reason })
     }
 }
 

@@ -1,5 +1,6 @@
-//! The IMAP adapter against the testbed's Dovecot: only mail after the mark counts, any watched
-//! folder is read, oversized mail is skipped, and `\Seen` is set.
+//! The IMAP adapter against the testbed's Dovecot: only mail after the mark counts, each new
+//! mail's headers are read once, any watched folder is read, oversized mail is skipped, and
+//! `\Seen` is set.
 
 use smime_acme::mail::Security;
 use smime_acme::mail::imap::Mailbox;
@@ -22,6 +23,7 @@ fn new_mail_in_a_watched_folder_is_found_and_older_mail_is_not() -> TestResult {
         tb.tls(true),
         bob,
         &tb.password(bob),
+        None,
     )?;
     let mark = mailbox.mark("Junk")?;
     let after = marker("after-mark");
@@ -33,15 +35,35 @@ fn new_mail_in_a_watched_folder_is_found_and_older_mail_is_not() -> TestResult {
     huge.extend(b"\r\n");
     appender.append("Junk", &huge).finish()?;
 
-    let found = mailbox.fetch_new("Junk", mark)?;
-    assert_eq!(found.len(), 1, "exactly the one new, small mail");
-    let (uid, raw) = &found[0];
-    assert!(String::from_utf8_lossy(raw).contains(&after));
+    let batch = mailbox.new_headers("Junk", mark)?;
+    assert!(!batch.validity_changed);
+    assert_eq!(batch.mails.len(), 1, "exactly the one new, small mail");
+    let (uid, header) = &batch.mails[0];
+    assert!(String::from_utf8_lossy(header).contains(&after));
+    assert!(
+        !String::from_utf8_lossy(header).contains("A testbed message"),
+        "headers only"
+    );
+    let whole = mailbox.message("Junk", *uid)?.expect("the whole mail");
+    assert!(whole.len() > header.len() && whole.starts_with(header));
+    assert!(
+        mailbox.new_headers("Junk", batch.next)?.mails.is_empty(),
+        "a mail is read once"
+    );
+    let huge_uid = batch.next.uid_next - 1;
+    assert!(mailbox.message("Junk", huge_uid)?.is_none(), "too large");
     let inbox = mailbox.mark("INBOX")?;
     assert!(
-        mailbox.fetch_new("INBOX", inbox)?.is_empty(),
+        mailbox.new_headers("INBOX", inbox)?.mails.is_empty(),
         "nothing new in INBOX"
     );
+    let renumbered = smime_acme::mail::imap::Mark {
+        uid_validity: mark.uid_validity.wrapping_add(1),
+        uid_next: mark.uid_next,
+    };
+    let all = mailbox.new_headers("Junk", renumbered)?;
+    assert!(all.validity_changed, "another UIDVALIDITY");
+    assert!(all.mails.len() >= 2, "then every small mail counts");
 
     mailbox.mark_seen("Junk", *uid)?;
     appender.select("Junk")?;

@@ -656,11 +656,11 @@ fn a_killed_run_resumes_and_never_answers_twice() -> TestResult {
         .stderr(Stdio::null())
         .spawn()?;
     let pending = state.join("pending").join(format!("{mailbox}.json"));
-    let text = wait_for_file(&pending, |t| t.contains("\"reply_sent\": true"), &mut child);
+    let text = wait_for_file(&pending, |t| t.contains("\"state\": \"sent\""), &mut child);
     child.kill()?;
     child.wait()?;
     let saved: Value = serde_json::from_str(&text)?;
-    let token = saved["token_part1"]
+    let token = saved["answers"][0]["token_part1"]
         .as_str()
         .expect("token-part1 saved")
         .to_owned();
@@ -682,6 +682,83 @@ fn a_killed_run_resumes_and_never_answers_twice() -> TestResult {
         !pending.exists(),
         "the finished issuance is no longer pending"
     );
+    Ok(())
+}
+
+/// The tokens of the challenge mails in `mailbox` (subjects "ACME: <token>").
+fn challenge_tokens(tb: &Testbed, mailbox: &str) -> TestResult<Vec<String>> {
+    Ok(fetch_all(tb, mailbox)?
+        .iter()
+        .flat_map(|raw| headers(raw, "Subject"))
+        .filter_map(|s| s.strip_prefix("ACME: ").map(str::to_owned))
+        .collect())
+}
+
+/// Someone else orders a certificate for the same address at the same CA (another state
+/// folder, so another account) while our run waits: the CA's genuine, signed challenge mail of
+/// that order arrives before ours. Both are answered, each once; ours validates.
+#[test]
+fn a_challenge_mail_of_another_order_does_not_stop_ours() -> TestResult {
+    let tb = Testbed::get();
+    let mailbox = "staff11@example.test";
+    let ours = state_dir("two-orders-ours");
+    let theirs = state_dir("two-orders-theirs");
+    let _ca = ca_lock();
+    let before = challenge_tokens(&tb, mailbox)?;
+    let mut child = obtain_command(&tb, mailbox, &ours, &["--key-type", "p256"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Held once it has noted where new mail starts, before it orders.
+    let pending = |state: &Path| state.join("pending").join(format!("{mailbox}.json"));
+    wait_for_file(&pending(&ours), |_| true, &mut child);
+    signal(&child, "STOP");
+    // The other order runs until the CA has handed out its challenge (and mails it), then dies.
+    let mut rival = obtain_command(&tb, mailbox, &theirs, &["--key-type", "p256"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    wait_for_file(
+        &pending(&theirs),
+        |t| t.contains("\"challenge_url\": \"https"),
+        &mut rival,
+    );
+    rival.kill()?;
+    rival.wait()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rival_token = loop {
+        let now = challenge_tokens(&tb, mailbox)?;
+        if let Some(new) = now.iter().find(|t| !before.contains(t)) {
+            break new.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the other order's mail never came"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    signal(&child, "CONT");
+
+    let out = child.wait_with_output()?;
+    let log = stderr(&out);
+    assert!(out.status.success(), "obtain failed: {log}");
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(json["status"], "issued", "{log}");
+    assert_eq!(json["challenge_mails_answered"], 2, "{log}");
+    let tokens: Vec<String> = challenge_tokens(&tb, mailbox)?
+        .into_iter()
+        .filter(|t| !before.contains(t))
+        .collect();
+    assert_eq!(tokens.len(), 2, "two challenge mails: {tokens:?}");
+    for token in &tokens {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("accepted") && l.contains(&format!("token-part1 {token}"))),
+            "the log names the mail answered with token-part1 {token}:\n{log}"
+        );
+        assert_eq!(replies_for(&tb, token)?, 1, "one reply for {token}");
+    }
+    assert!(tokens.contains(&rival_token));
     Ok(())
 }
 

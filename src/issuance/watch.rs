@@ -1,0 +1,652 @@
+//! Validation of an order: watch the mailbox for challenge mails, answer every authentic one
+//! once (at most [`MAX_ANSWERS`]), tell the CA when the timing says so, and keep watching and
+//! answering until the CA says the authorization is valid. Which challenge mail is ours cannot
+//! be told from the mail (a second order for the same address sends one too), and a reply is
+//! bound to our account's key, so answering another order's mail gives nothing away. The POST
+//! that tells the CA runs beside the mail watch, because a CA may check for the reply while
+//! answering it. IO driver; the decisions are in `issuance` and `challenge`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mail_parser::MessageParser;
+use serde_json::json;
+
+use super::{Answer, MAX_ANSWERS, Pending, ReplyState, dated_for_order};
+use crate::Error;
+use crate::acme::client::AcmeClient;
+use crate::acme::jws::{self, AccountKey, KeyRef, Signer};
+use crate::acme::types::{Authorization, Challenge, Status};
+use crate::challenge::authenticity::{AuthFailure, ChallengeAuth};
+use crate::challenge::mail::{self, ChallengeMail, Expected, Rejection};
+use crate::challenge::response::{self, Reply};
+use crate::mail::MailError;
+use crate::mail::dkim::Verifier;
+use crate::mail::imap::{Mailbox, Mark};
+use crate::mail::smtp::{SendError, Sender};
+use crate::output::Output;
+use crate::settings::{ChallengeTiming, ObtainSettings};
+use crate::store::{self, Store};
+
+/// With `challenge-timing = auto`: how long to wait for the mail before POSTing the challenge
+/// for servers that send the mail only then.
+const FIRST_WAIT: Duration = Duration::from_secs(15);
+/// How long one IDLE (or poll) lasts before the folders are checked again.
+const WAIT_SLICE: Duration = Duration::from_secs(5);
+/// Right after the order, when a CA's mail is expected, the folders are checked this often
+/// rather than waiting for IDLE (Dovecot, for one, holds IDLE notices back for half a second).
+/// Also while the CA is being told, or a reply waits to be sent again.
+const FAST_POLL: Duration = Duration::from_millis(50);
+const FAST_WINDOW: Duration = Duration::from_secs(10);
+/// Answered Message-IDs remembered per mailbox, across orders.
+const ANSWERED_KEPT: usize = 200;
+/// A DKIM check that failed for lack of DNS is tried again this long after.
+const DNS_RETRY: Duration = Duration::from_secs(1);
+
+/// What an issuance's steps share.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub settings: &'a ObtainSettings,
+    pub out: &'a Output,
+    pub key: &'a AccountKey,
+    pub store: &'a Store,
+    pub pending_path: &'a Path,
+    pub deadline: Instant,
+}
+
+impl Ctx<'_> {
+    pub fn save(&self, pending: &Pending) -> Result<(), Error> {
+        Ok(store::write_json(self.pending_path, pending)?)
+    }
+
+    pub fn timed_out(&self, what: &str) -> Result<(), Error> {
+        if Instant::now() >= self.deadline {
+            return Err(Error::TimedOut(format!(
+                "{what} (gave up after {}s; see --timeout)",
+                self.settings.timeout.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn sleep(&self, wanted: Duration) {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        std::thread::sleep(wanted.min(left));
+    }
+
+    /// The Message-IDs answered for this address, across orders.
+    fn answered_path(&self) -> PathBuf {
+        self.store.answered_file(&self.settings.email)
+    }
+}
+
+/// The mail side: the mailbox watched and the submission session replies go through.
+pub struct MailSide<'a, 's> {
+    pub mailbox: &'a mut Mailbox,
+    pub sender: &'a mut Sender<'s>,
+    pub password: &'a str,
+    pub tls: &'a Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for MailSide<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSide")
+            .field("mailbox", &self.mailbox)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A challenge mail that passed every check, and where it lies.
+struct Found {
+    folder: String,
+    uid: u32,
+    accepted: mail::Accepted,
+}
+
+/// Runs until the authorization is valid (then `pending.validated` is saved), the CA refuses,
+/// or the deadline passes.
+pub fn validate(
+    ctx: &Ctx<'_>,
+    acme: &mut AcmeClient,
+    mail: MailSide<'_, '_>,
+    pending: &mut Pending,
+) -> Result<(), Error> {
+    let MailSide {
+        mailbox,
+        sender,
+        password,
+        tls,
+    } = mail;
+    let settings = ctx.settings;
+    let from = pending.challenge_from.clone().unwrap_or_default();
+    let verifier = match settings.challenge_auth {
+        ChallengeAuth::Dkim => {
+            Some(Verifier::new(settings.dns_server).map_err(|e| Error::Usage(e.to_string()))?)
+        }
+        _ => None,
+    };
+    let mut answered: Vec<String> = store::read_json(&ctx.answered_path())?.unwrap_or_default();
+    // A folder watched for the first time is marked now: its older mail is not for this order.
+    for folder in &settings.folders {
+        if !pending.marks.contains_key(folder) {
+            let mark = mailbox.mark(folder)?;
+            pending.marks.insert(folder.clone(), mark);
+            ctx.save(pending)?;
+        }
+    }
+    let mut watcher = Watcher {
+        ctx,
+        verifier,
+        from: from.clone(),
+        cursors: pending.marks.clone(),
+        dns_retry: BTreeMap::new(),
+    };
+    if settings.challenge_timing == ChallengeTiming::PostFirst && !pending.challenge_posted {
+        ctx.out
+            .info("challenge timing post-first: telling the CA before the mail arrives");
+        pending.challenge_posted = true;
+        ctx.save(pending)?;
+        if post(ctx, acme, &pending.account_url, pending_challenge(pending))? == Status::Valid {
+            return validated(ctx, pending);
+        }
+    }
+    let started = Instant::now();
+    let mut warned_bound = false;
+    let mut send_retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut poll = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    ctx.out
+        .phase(&format!("waiting for the challenge mail from {from}"));
+
+    std::thread::scope(|scope| {
+        let mut acme = Some(acme);
+        let mut posting = None;
+        loop {
+            // Every new mail is judged (and a rejection logged) before any is answered.
+            for found in watcher.look(mailbox, pending, password, tls)? {
+                let id = &found.accepted.message_id;
+                if pending.has_answer(id) || answered.contains(id) {
+                    ctx.out.info(&format!(
+                        "ignored mail {} in {}: already answered",
+                        found.uid, found.folder
+                    ));
+                    continue;
+                }
+                if !pending.may_answer_more() {
+                    if !warned_bound {
+                        ctx.out.warn(&format!(
+                            "{MAX_ANSWERS} challenge mails answered for this order; further ones \
+                             are not answered (someone else may be ordering certificates for {})",
+                            settings.email
+                        ));
+                        warned_bound = true;
+                    }
+                    continue;
+                }
+                ctx.out.info(&format!(
+                    "challenge mail {} in {} accepted after {} ms: token-part1 {}, Message-ID <{id}>",
+                    found.uid,
+                    found.folder,
+                    started.elapsed().as_millis(),
+                    found.accepted.token_part1
+                ));
+                pending.answers.push(Answer {
+                    message_id: id.clone(),
+                    token_part1: found.accepted.token_part1.clone(),
+                    reply_to: found.accepted.reply_to.clone(),
+                    state: ReplyState::NotSent,
+                    attempts: 0,
+                    sent_at: None,
+                });
+                // Remembered before the reply goes out: never answered twice, even after a
+                // kill, nor by a later order.
+                answered.push(id.clone());
+                let excess = answered.len().saturating_sub(ANSWERED_KEPT);
+                answered.drain(..excess);
+                store::write_json(&ctx.answered_path(), &answered)?;
+                send(ctx, sender, pending, pending.answers.len() - 1)?;
+                if let Err(e) = mailbox.mark_seen(&found.folder, found.uid) {
+                    ctx.out
+                        .warn(&format!("could not mark the challenge mail seen: {e}"));
+                }
+            }
+            if send_retry.due() {
+                let unsent: Vec<usize> = pending.unsent().collect();
+                for i in &unsent {
+                    send(ctx, sender, pending, *i)?;
+                }
+                if pending.unsent().next().is_some() {
+                    send_retry.wait_longer();
+                } else {
+                    send_retry.reset();
+                }
+            }
+
+            // Tell the CA, beside the watch.
+            let post_now = match settings.challenge_timing {
+                _ if pending.challenge_posted => false,
+                ChallengeTiming::Auto if started.elapsed() >= FIRST_WAIT && !pending.replied() => {
+                    ctx.out.info(&format!(
+                        "no challenge mail after {}s: telling the CA now, for servers that send \
+                         the mail only then",
+                        FIRST_WAIT.as_secs()
+                    ));
+                    true
+                }
+                _ => pending.replied(),
+            };
+            if post_now && let Some(client) = acme.take() {
+                if pending.replied() {
+                    ctx.out
+                        .info("challenge timing: the reply went out first, now the CA is told");
+                }
+                pending.challenge_posted = true;
+                ctx.save(pending)?;
+                let (key, account, url) = (
+                    ctx.key,
+                    pending.account_url.clone(),
+                    pending_challenge(pending).to_owned(),
+                );
+                posting = Some(scope.spawn(move || {
+                    let status = post_challenge(client, key, &account, &url);
+                    (status, client)
+                }));
+            }
+            if posting.as_ref().is_some_and(|h| h.is_finished())
+                && let Some(handle) = posting.take()
+            {
+                let (status, client) = handle
+                    .join()
+                    .map_err(|_| Error::Internal("the challenge POST failed".into()))?;
+                acme = Some(client);
+                // Servers that validate at once say so in the answer: no need to poll.
+                if status? == Status::Valid {
+                    return validated(ctx, pending);
+                }
+                poll.reset();
+            }
+
+            // The CA's verdict, while mail is still watched.
+            if pending.challenge_posted
+                && poll.due()
+                && let Some(client) = acme.as_deref_mut()
+            {
+                let url = pending.authorization_url.clone().unwrap_or_default();
+                let (authz, response) =
+                    client.fetch::<Authorization>(ctx.key, &pending.account_url, &url)?;
+                match authz.status {
+                    Status::Valid => return validated(ctx, pending),
+                    Status::Pending | Status::Processing => {
+                        poll.wait_at_least(response.retry_after)
+                    }
+                    status => return Err(refused(&authz, status)),
+                }
+            }
+
+            ctx.timed_out(&if pending.answers.is_empty() {
+                format!("no challenge mail from {from} reached {}", settings.email)
+            } else if pending.replied() {
+                "the CA did not finish checking the reply".to_owned()
+            } else {
+                "the reply could not be sent".to_owned()
+            })?;
+            let fast = started.elapsed() < FAST_WINDOW
+                || posting.is_some()
+                || pending.unsent().next().is_some()
+                || !watcher.dns_retry.is_empty();
+            if fast {
+                ctx.sleep(FAST_POLL);
+                continue;
+            }
+            let mut slice = WAIT_SLICE.min(ctx.deadline.saturating_duration_since(Instant::now()));
+            if pending.challenge_posted {
+                slice = slice.min(poll.left());
+            }
+            if let Err(e) = mailbox.wait("INBOX", slice) {
+                ctx.out.warn(&format!("IMAP: {e}; reconnecting"));
+                *mailbox = reconnect(ctx, tls, password)?;
+            }
+        }
+    })
+}
+
+fn pending_challenge(pending: &Pending) -> &str {
+    pending.challenge_url.as_deref().unwrap_or_default()
+}
+
+fn validated(ctx: &Ctx<'_>, pending: &mut Pending) -> Result<(), Error> {
+    pending.validated = true;
+    ctx.save(pending)
+}
+
+fn refused(authz: &Authorization, status: Status) -> Error {
+    let reason = authz
+        .email_reply()
+        .and_then(|c| c.error.as_ref())
+        .map(|p| p.to_string());
+    Error::CaRefused(match reason {
+        Some(reason) => format!("the CA did not accept the reply: {reason}"),
+        None => format!("the authorization became {status} and the CA gave no reason"),
+    })
+}
+
+/// POSTs the challenge (the caller saved `challenge_posted` first: a rerun does not POST
+/// twice; a second POST would only ask for a retry).
+fn post(ctx: &Ctx<'_>, acme: &mut AcmeClient, account: &str, url: &str) -> Result<Status, Error> {
+    ctx.out.phase("telling the CA the challenge is answered");
+    post_challenge(acme, ctx.key, account, url)
+}
+
+fn post_challenge(
+    acme: &mut AcmeClient,
+    key: &AccountKey,
+    account: &str,
+    url: &str,
+) -> Result<Status, Error> {
+    let response = acme.post(key, KeyRef::Kid(account), url, Some(&json!({})))?;
+    let challenge: Challenge = response.json(url)?;
+    Ok(challenge.status)
+}
+
+/// A delay that grows while something keeps failing (or pending), and a due time.
+struct Backoff {
+    first: Duration,
+    max: Duration,
+    delay: Duration,
+    at: Instant,
+}
+
+impl Backoff {
+    fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            first,
+            max,
+            delay: first,
+            at: Instant::now(),
+        }
+    }
+
+    fn due(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    fn left(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    fn reset(&mut self) {
+        self.delay = self.first;
+        self.at = Instant::now();
+    }
+
+    fn wait_longer(&mut self) {
+        self.at = Instant::now() + self.delay;
+        self.delay = (self.delay * 2).min(self.max);
+    }
+
+    /// Waits the next delay, or what the server asks for (at least a second).
+    fn wait_at_least(&mut self, asked: Option<Duration>) {
+        let wait = asked.map_or(self.delay, |d| d.max(Duration::from_secs(1)));
+        self.at = Instant::now() + wait;
+        self.delay = (self.delay * 2).min(self.max);
+    }
+}
+
+/// Reads new mail and judges it.
+struct Watcher<'c> {
+    ctx: &'c Ctx<'c>,
+    verifier: Option<Verifier>,
+    from: String,
+    /// Where the next look starts, per folder.
+    cursors: BTreeMap<String, Mark>,
+    /// Mails whose DKIM keys could not be fetched, to judge again from the given time.
+    dns_retry: BTreeMap<(String, u32), Instant>,
+}
+
+impl Watcher<'_> {
+    /// The mails that arrived since the last look (and those whose DNS lookup is due again)
+    /// that pass every check, oldest first; every other one is logged with its reason.
+    fn look(
+        &mut self,
+        mailbox: &mut Mailbox,
+        pending: &Pending,
+        password: &str,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<Vec<Found>, Error> {
+        let ctx = self.ctx;
+        let mut found = Vec::new();
+        for folder in &ctx.settings.folders {
+            let Some(cursor) = self.cursors.get(folder).copied() else {
+                continue;
+            };
+            let batch = match mailbox.new_headers(folder, cursor) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    ctx.out.warn(&format!("IMAP: {e}; reconnecting"));
+                    *mailbox = reconnect(ctx, tls, password)?;
+                    continue;
+                }
+            };
+            if batch.validity_changed {
+                ctx.out.warn(&format!(
+                    "{folder} was renumbered (UIDVALIDITY changed): only mail dated after the \
+                     order counts"
+                ));
+            }
+            self.cursors.insert(folder.clone(), batch.next);
+            let retries: Vec<u32> = self
+                .dns_retry
+                .iter()
+                .filter(|((f, _), at)| f == folder && Instant::now() >= **at)
+                .map(|((_, uid), _)| *uid)
+                .collect();
+            for uid in retries {
+                self.dns_retry.remove(&(folder.clone(), uid));
+                self.judge_whole(mailbox, folder, uid, &mut found)?;
+            }
+            for (uid, header) in batch.mails {
+                let parsed = ChallengeMail::parse(&header);
+                let subject = parsed
+                    .subject
+                    .clone()
+                    .unwrap_or_else(|| "(no subject)".into());
+                let expected = self.expected();
+                if let Err(reason) = mail::judge_headers(&parsed, expected) {
+                    ignored(ctx.out, uid, folder, &subject, &reason);
+                    continue;
+                }
+                if batch.validity_changed && !dated_for_order(mail_date(&header), pending.created) {
+                    ctx.out.info(&format!(
+                        "ignored mail {uid} in {folder} ({subject:?}): dated before this order"
+                    ));
+                    continue;
+                }
+                self.judge_whole(mailbox, folder, uid, &mut found)?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn expected(&self) -> Expected<'_> {
+        Expected {
+            email: &self.ctx.settings.email,
+            from: &self.from,
+        }
+    }
+
+    /// Downloads a candidate whole and judges it with its authenticity evidence.
+    fn judge_whole(
+        &mut self,
+        mailbox: &mut Mailbox,
+        folder: &str,
+        uid: u32,
+        found: &mut Vec<Found>,
+    ) -> Result<(), Error> {
+        let ctx = self.ctx;
+        let Some(raw) = mailbox.message(folder, uid)? else {
+            ctx.out.info(&format!(
+                "ignored mail {uid} in {folder}: gone or too large"
+            ));
+            return Ok(());
+        };
+        let parsed = ChallengeMail::parse(&raw);
+        let subject = parsed
+            .subject
+            .clone()
+            .unwrap_or_else(|| "(no subject)".into());
+        let dkim = self
+            .verifier
+            .as_ref()
+            .map(|v| v.verify_from(&raw, mail::domain_of(&self.from), ctx.deadline))
+            .unwrap_or_default();
+        match mail::judge(
+            &parsed,
+            self.expected(),
+            &ctx.settings.challenge_auth,
+            &dkim,
+        ) {
+            Ok(accepted) => found.push(Found {
+                folder: folder.to_owned(),
+                uid,
+                accepted,
+            }),
+            Err(Rejection::NotAuthentic(AuthFailure::DkimTemporary(reason))) => {
+                ctx.out.warn(&format!(
+                    "mail {uid} in {folder}: DKIM key lookup failed ({reason}); will retry"
+                ));
+                self.dns_retry
+                    .insert((folder.to_owned(), uid), Instant::now() + DNS_RETRY);
+            }
+            Err(reason) => ignored(ctx.out, uid, folder, &subject, &reason),
+        }
+        Ok(())
+    }
+}
+
+fn ignored(out: &Output, uid: u32, folder: &str, subject: &str, reason: &Rejection) {
+    out.info(&format!(
+        "ignored mail {uid} in {folder} ({subject:?}): {reason}"
+    ));
+}
+
+/// The Date of a mail as a Unix time.
+fn mail_date(raw: &[u8]) -> Option<i64> {
+    MessageParser::default()
+        .parse_headers(raw)?
+        .date()
+        .map(|d| d.to_timestamp())
+}
+
+/// Sends (or sends again) the reply to answer `i`, recording intent and outcome. Refusal for
+/// good (5xx) ends the run; a reply that surely did not go out waits for the next try.
+fn send(
+    ctx: &Ctx<'_>,
+    sender: &mut Sender<'_>,
+    pending: &mut Pending,
+    i: usize,
+) -> Result<(), Error> {
+    let settings = ctx.settings;
+    let answer = pending.answers[i].clone();
+    let part2 = pending.token_part2.clone().unwrap_or_default();
+    let mode = settings.token_join;
+    let token = response::join_tokens(&answer.token_part1, &part2, mode)
+        .map_err(|e| Error::CaRefused(e.to_string()))?;
+    let agree = if response::join_modes_agree(&answer.token_part1) {
+        "both join modes agree for this token"
+    } else {
+        "the join modes differ for this token"
+    };
+    ctx.out
+        .info(&format!("token parts joined as {} ({agree})", mode.name()));
+    let digest = response::response_digest(&response::key_authorization(
+        &token,
+        &ctx.key.jwk().thumbprint(),
+    ));
+    let mut random = [0u8; 12];
+    jws::random_bytes(&mut random)?;
+    let domain = mail::domain_of(&settings.email);
+    let message_id = format!("{}.{}@{domain}", crate::clock::now(), jws::b64u(random));
+    let date = crate::clock::rfc5322(crate::clock::now());
+    let reply = Reply {
+        from: &settings.email,
+        to: &answer.reply_to,
+        token_part1: &answer.token_part1,
+        in_reply_to: &answer.message_id,
+        message_id: &message_id,
+        date: &date,
+        digest: &digest,
+    };
+    ctx.out.phase(&format!(
+        "replying to {} through {}",
+        answer.reply_to, settings.smtp
+    ));
+    pending.answers[i].state = ReplyState::Sending;
+    pending.answers[i].attempts += 1;
+    ctx.save(pending)?;
+    let result = sender.send(&settings.email, &answer.reply_to, &reply.to_bytes());
+    let entry = &mut pending.answers[i];
+    let outcome = match result {
+        Ok(()) => {
+            entry.state = ReplyState::Sent;
+            entry.sent_at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_millis() as u64);
+            ctx.out.info(&format!(
+                "reply to <{}> (token-part1 {}) accepted by the SMTP server",
+                answer.message_id, answer.token_part1
+            ));
+            Ok(())
+        }
+        Err(SendError::NotSent(e)) => {
+            entry.state = ReplyState::NotSent;
+            ctx.out
+                .warn(&format!("the reply was not sent ({e}); trying again"));
+            Ok(())
+        }
+        Err(SendError::Refused(e)) => {
+            entry.state = ReplyState::NotSent;
+            Err(Error::Mail(e))
+        }
+        Err(SendError::Unknown(e)) => {
+            entry.state = ReplyState::Unknown;
+            ctx.out.warn(&format!(
+                "the connection was lost after the reply went out ({e}); it may have arrived, \
+                 so it is not sent again"
+            ));
+            Ok(())
+        }
+    };
+    ctx.save(pending)?;
+    outcome
+}
+
+pub fn reconnect(
+    ctx: &Ctx<'_>,
+    tls: &Arc<rustls::ClientConfig>,
+    password: &str,
+) -> Result<Mailbox, Error> {
+    let s = ctx.settings;
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match Mailbox::open(
+            &s.imap,
+            s.imap_security,
+            Arc::clone(tls),
+            &s.imap_user,
+            password,
+            Some(ctx.deadline),
+        ) {
+            Ok(mailbox) => return Ok(mailbox),
+            Err(e @ MailError::Login { .. }) => return Err(e.into()),
+            Err(e) => {
+                ctx.timed_out(&format!("the IMAP server stayed unreachable ({e})"))?;
+                ctx.out
+                    .warn(&format!("{e}; retrying in {}s", delay.as_secs()));
+                ctx.sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
