@@ -191,11 +191,19 @@ fn register_locked(
     }
     out.phase("registering the ACME account");
     let response = acme.post(&key, KeyRef::Jwk, &new_account, Some(&payload))?;
-    let account: Account = response.json(&new_account)?;
     let url = response
         .location
         .clone()
         .ok_or_else(|| Error::Internal("newAccount gave no account URL".into()))?;
+    // A newAccount sent again (its first answer lost) finds the account made the first time;
+    // RFC 8555 section 7.3.1 asks only for its URL then, so the account is read from there.
+    let mut value: Value = response.json(&new_account)?;
+    if value.get("status").is_none() {
+        value = fetch(acme, &key, &url)?;
+    }
+    let account: Account = serde_json::from_value(value.clone()).map_err(|e| {
+        Error::CaRefused(format!("the account at {url} is not an ACME account: {e}"))
+    })?;
     if account.status != Status::Valid {
         return Err(Error::Internal(format!(
             "the new account is {}",
@@ -204,7 +212,7 @@ fn register_locked(
     }
     store::write_json(&files.info, &json!({"server": server, "url": url}))?;
     out.info(&format!("account {url}"));
-    Ok((key, url, response.json(&new_account)?))
+    Ok((key, url, value))
 }
 
 /// The account as the CA has it (POST-as-GET to its URL).

@@ -54,6 +54,8 @@ pub struct ChallengeMail {
     pub authentication_results: Vec<String>,
     /// A header of [`JUDGED_HEADERS`] that is repeated or not plainly written.
     pub header_fault: Option<HeaderFault>,
+    /// The `d=` domain of each DKIM-Signature, lowercased.
+    pub dkim_domains: Vec<String>,
 }
 
 impl ChallengeMail {
@@ -102,6 +104,15 @@ impl ChallengeMail {
             auto_submitted: named("Auto-Submitted").next().map(collapse),
             authentication_results: named("Authentication-Results").map(collapse).collect(),
             header_fault: header_fault(&fields, message.headers()),
+            dkim_domains: named("DKIM-Signature")
+                .take(64)
+                .filter_map(|v| {
+                    v.split(';').find_map(|tag| {
+                        let (name, value) = tag.split_once('=')?;
+                        (name.trim() == "d").then(|| collapse(value.to_owned()).to_lowercase())
+                    })
+                })
+                .collect(),
         }
     }
 }
@@ -327,6 +338,27 @@ pub fn judge(
             }
         }
         ChallengeAuth::None => {}
+    }
+    Ok(accepted)
+}
+
+/// Every rule that the header block alone can decide, so that the rest of a mail is downloaded
+/// only for a candidate: [`judge_headers`], and in `dkim` mode a DKIM-Signature of the From
+/// domain to verify.
+pub fn judge_header_block(
+    mail: &ChallengeMail,
+    expected: Expected<'_>,
+    policy: &ChallengeAuth,
+) -> Result<Accepted, Rejection> {
+    let accepted = judge_headers(mail, expected)?;
+    let from_domain = domain_of(expected.from);
+    if *policy == ChallengeAuth::Dkim
+        && !mail
+            .dkim_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(from_domain))
+    {
+        return Err(Rejection::NotAuthentic(AuthFailure::NoDkimSignature));
     }
     Ok(accepted)
 }
@@ -1021,5 +1053,29 @@ mod tests {
             judge_headers(&m, EXPECTED),
             Err(Rejection::BadMessageId(_))
         ));
+    }
+
+    #[test]
+    fn a_header_block_without_a_signature_of_the_senders_domain_is_not_a_candidate() {
+        let dkim = ChallengeAuth::Dkim;
+        let token = format!("ACME: {TOKEN}");
+        let unsigned = ChallengeMail::parse(&raw(&token, ""));
+        assert_eq!(
+            judge_header_block(&unsigned, EXPECTED, &dkim),
+            Err(Rejection::NotAuthentic(AuthFailure::NoDkimSignature))
+        );
+        let other = ChallengeMail::parse(&raw(
+            &token,
+            "DKIM-Signature: v=1; a=rsa-sha256; d=evil.test; s=x;\r\n\tbh=AAAA; b=AAAA\r\n",
+        ));
+        assert_eq!(other.dkim_domains, vec!["evil.test".to_owned()]);
+        assert!(judge_header_block(&other, EXPECTED, &dkim).is_err());
+        let ours = ChallengeMail::parse(&raw(
+            &token,
+            "DKIM-Signature: v=1; a=rsa-sha256; s=x;\r\n\td = CA.test ; bh=AAAA; b=AAAA\r\n",
+        ));
+        assert!(judge_header_block(&ours, EXPECTED, &dkim).is_ok());
+        let none = ChallengeAuth::None;
+        assert!(judge_header_block(&unsigned, EXPECTED, &none).is_ok());
     }
 }

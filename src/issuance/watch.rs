@@ -42,8 +42,10 @@ const FAST_POLL: Duration = Duration::from_millis(50);
 const FAST_WINDOW: Duration = Duration::from_secs(10);
 /// Answered Message-IDs remembered per mailbox, across orders.
 const ANSWERED_KEPT: usize = 200;
-/// A DKIM check that failed for lack of DNS is tried again this long after.
-const DNS_RETRY: Duration = Duration::from_secs(1);
+/// How long the DKIM keys of one mail may take to fetch at first; a mail whose lookups ran out
+/// is judged again later with twice the time, after twice the wait, so that a mail naming DNS
+/// that never answers cannot hold up the next one for long.
+const DKIM_BUDGET: Duration = Duration::from_secs(1);
 
 /// What an issuance's steps share.
 #[derive(Debug)]
@@ -294,7 +296,10 @@ pub fn validate(
             let fast = started.elapsed() < FAST_WINDOW
                 || posting.is_some()
                 || pending.unsent().next().is_some()
-                || !watcher.dns_retry.is_empty();
+                || watcher
+                    .dns_retry
+                    .values()
+                    .any(|r| r.at < Instant::now() + WAIT_SLICE);
             if fast {
                 ctx.sleep(FAST_POLL);
                 continue;
@@ -393,6 +398,17 @@ impl Backoff {
     }
 }
 
+/// When to judge a mail again, how many times it was tried, and the mail.
+#[derive(Debug, Clone)]
+struct Retry {
+    at: Instant,
+    tries: u32,
+    raw: Vec<u8>,
+}
+
+/// Mails kept for another DKIM try at once, at most.
+const DNS_RETRY_KEPT: usize = 16;
+
 /// Reads new mail and judges it.
 struct Watcher<'c> {
     ctx: &'c Ctx<'c>,
@@ -400,8 +416,8 @@ struct Watcher<'c> {
     from: String,
     /// Where the next look starts, per folder.
     cursors: BTreeMap<String, Mark>,
-    /// Mails whose DKIM keys could not be fetched, to judge again from the given time.
-    dns_retry: BTreeMap<(String, u32), Instant>,
+    /// Mails whose DKIM keys could not be fetched, to judge again.
+    dns_retry: BTreeMap<(String, u32), Retry>,
 }
 
 impl Watcher<'_> {
@@ -435,16 +451,6 @@ impl Watcher<'_> {
                 ));
             }
             self.cursors.insert(folder.clone(), batch.next);
-            let retries: Vec<u32> = self
-                .dns_retry
-                .iter()
-                .filter(|((f, _), at)| f == folder && Instant::now() >= **at)
-                .map(|((_, uid), _)| *uid)
-                .collect();
-            for uid in retries {
-                self.dns_retry.remove(&(folder.clone(), uid));
-                self.judge_whole(mailbox, folder, uid, &mut found)?;
-            }
             for (uid, header) in batch.mails {
                 let parsed = ChallengeMail::parse(&header);
                 let subject = parsed
@@ -452,7 +458,8 @@ impl Watcher<'_> {
                     .clone()
                     .unwrap_or_else(|| "(no subject)".into());
                 let expected = self.expected();
-                if let Err(reason) = mail::judge_headers(&parsed, expected) {
+                let policy = &ctx.settings.challenge_auth;
+                if let Err(reason) = mail::judge_header_block(&parsed, expected, policy) {
                     ignored(ctx.out, uid, folder, &subject, &reason);
                     continue;
                 }
@@ -462,7 +469,25 @@ impl Watcher<'_> {
                     ));
                     continue;
                 }
-                self.judge_whole(mailbox, folder, uid, &mut found)?;
+                let Some(raw) = mailbox.message(folder, uid)? else {
+                    ctx.out.info(&format!(
+                        "ignored mail {uid} in {folder}: gone or too large"
+                    ));
+                    continue;
+                };
+                self.judge_whole(folder, uid, raw, 0, &mut found);
+            }
+        }
+        // New mail first: mail whose DNS did not answer is judged again after it.
+        let due: Vec<(String, u32)> = self
+            .dns_retry
+            .iter()
+            .filter(|(_, r)| Instant::now() >= r.at)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some(retry) = self.dns_retry.remove(&key) {
+                self.judge_whole(&key.0, key.1, retry.raw, retry.tries, &mut found);
             }
         }
         Ok(found)
@@ -475,21 +500,16 @@ impl Watcher<'_> {
         }
     }
 
-    /// Downloads a candidate whole and judges it with its authenticity evidence.
+    /// Judges a candidate whole, with its authenticity evidence.
     fn judge_whole(
         &mut self,
-        mailbox: &mut Mailbox,
         folder: &str,
         uid: u32,
+        raw: Vec<u8>,
+        tries: u32,
         found: &mut Vec<Found>,
-    ) -> Result<(), Error> {
+    ) {
         let ctx = self.ctx;
-        let Some(raw) = mailbox.message(folder, uid)? else {
-            ctx.out.info(&format!(
-                "ignored mail {uid} in {folder}: gone or too large"
-            ));
-            return Ok(());
-        };
         let parsed = ChallengeMail::parse(&raw);
         let subject = parsed
             .subject
@@ -498,7 +518,11 @@ impl Watcher<'_> {
         let dkim = self
             .verifier
             .as_ref()
-            .map(|v| v.verify_from(&raw, mail::domain_of(&self.from), ctx.deadline))
+            .map(|v| {
+                let budget = DKIM_BUDGET.saturating_mul(1 << tries.min(6));
+                let until = ctx.deadline.min(Instant::now() + budget);
+                v.verify_from(&raw, mail::domain_of(&self.from), until)
+            })
             .unwrap_or_default();
         match mail::judge(
             &parsed,
@@ -515,12 +539,20 @@ impl Watcher<'_> {
                 ctx.out.warn(&format!(
                     "mail {uid} in {folder}: DKIM key lookup failed ({reason}); will retry"
                 ));
-                self.dns_retry
-                    .insert((folder.to_owned(), uid), Instant::now() + DNS_RETRY);
+                let wait = DKIM_BUDGET.saturating_mul(1 << tries.min(6));
+                if self.dns_retry.len() < DNS_RETRY_KEPT {
+                    self.dns_retry.insert(
+                        (folder.to_owned(), uid),
+                        Retry {
+                            at: Instant::now() + wait,
+                            tries: tries + 1,
+                            raw,
+                        },
+                    );
+                }
             }
             Err(reason) => ignored(ctx.out, uid, folder, &subject, &reason),
         }
-        Ok(())
     }
 }
 

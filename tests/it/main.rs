@@ -1,6 +1,9 @@
 //! Integration tests of smime-acme, run against the loopback testbed (`tests/testbed/up`).
 
 mod cli;
+mod faults;
+mod flood;
+mod forged;
 mod generated;
 mod lifecycle;
 mod mailbox;

@@ -510,14 +510,14 @@ pub fn answers_from(tb: &Testbed, mailbox: &str) -> TestResult<usize> {
 }
 
 /// 32 random base64url characters: a plausible token-part1.
-fn token() -> String {
+pub fn token() -> String {
     let mut bytes = [0u8; 24];
     smime_acme::acme::jws::random_bytes(&mut bytes).unwrap();
     smime_acme::acme::jws::b64u(bytes)
 }
 
 /// Waits (up to 30 s) for `path` to exist and satisfy `ready`.
-fn wait_for_file(path: &Path, ready: impl Fn(&str) -> bool, child: &mut Child) -> String {
+pub fn wait_for_file(path: &Path, ready: impl Fn(&str) -> bool, child: &mut Child) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(text) = std::fs::read_to_string(path)
@@ -762,6 +762,104 @@ fn a_challenge_mail_of_another_order_does_not_stop_ours() -> TestResult {
     Ok(())
 }
 
+/// A TCP relay from a loopback port to `target`, started when asked: until then nothing
+/// listens on the port, as when a submission server is down.
+struct LateRelay {
+    port: u16,
+}
+
+impl LateRelay {
+    fn new() -> LateRelay {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = probe.local_addr().expect("its address").port();
+        LateRelay { port }
+    }
+
+    /// Listens from now on, relaying each connection to `target` (for the rest of the tests).
+    fn start(&self, target: std::net::SocketAddr) {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("the port");
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    })
+                };
+                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                    pipe(client, s2);
+                    pipe(server, c2);
+                }
+            }
+        });
+    }
+}
+
+/// The submission server is down when the challenge mail comes: the reply is recorded as not
+/// sent, a rerun after a kill tries again (and the server is still down), and once the server
+/// is back the reply goes out, exactly once, and the certificate is issued.
+#[test]
+fn a_reply_that_could_not_be_sent_is_sent_when_the_server_is_back() -> TestResult {
+    let tb = Testbed::get();
+    let mailbox = "staff13@example.test";
+    let state = state_dir("smtp-down");
+    let relay = LateRelay::new();
+    let smtp = format!("127.0.0.1:{}", relay.port);
+    let args = || {
+        with_flag(
+            obtain_args(&tb, mailbox, &state, &["--key-type", "p256"]),
+            "--smtp",
+            smtp.as_str(),
+        )
+    };
+    let _ca = ca_lock();
+    let pending = state.join("pending").join(format!("{mailbox}.json"));
+    let not_sent = |t: &str| t.contains("\"state\": \"not-sent\"");
+    let mut first = command(args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let text = wait_for_file(&pending, not_sent, &mut first);
+    first.kill()?;
+    first.wait()?;
+    let saved: Value = serde_json::from_str(&text)?;
+    let token = saved["answers"][0]["token_part1"]
+        .as_str()
+        .expect("token-part1 saved")
+        .to_owned();
+    assert_eq!(saved["challenge_posted"], false, "not told before a reply");
+
+    let mut rerun = command(args())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    wait_for_file(
+        &pending,
+        |t| {
+            serde_json::from_str::<Value>(t)
+                .is_ok_and(|v| v["answers"][0]["attempts"].as_u64() >= Some(2))
+                && not_sent(t)
+        },
+        &mut rerun,
+    );
+    relay.start(tb.addr("TESTBED_SUBMISSIONS"));
+    let out = rerun.wait_with_output()?;
+    let log = stderr(&out);
+    assert!(out.status.success(), "the rerun failed: {log}");
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(json["status"], "issued");
+    assert!(log.contains("the reply was not sent"), "{log}");
+    assert_eq!(replies_for(&tb, &token)?, 1, "exactly one reply");
+    assert_eq!(
+        json["challenge_mails_answered"], 1,
+        "the same mail, not a new one"
+    );
+    Ok(())
+}
+
 /// The files under `dir` (recursively).
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -851,7 +949,7 @@ fn failures_have_their_exit_codes_and_leave_no_partial_files() -> TestResult {
     Ok(())
 }
 
-fn signal(child: &Child, name: &str) {
+pub fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .arg(format!("-{name}"))
         .arg(child.id().to_string())

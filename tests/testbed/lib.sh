@@ -11,6 +11,9 @@ TB_HOST=127.0.0.1
 # Ports: a fixed offset from one base, so a second testbed can run beside the first.
 TB_BASE=${TESTBED_PORT_BASE:-10000}
 TB_PORT_DNS=$((TB_BASE + 53))
+# Names under silent._domainkey.ca.test are forwarded here, where a test may listen and never
+# answer (a DNS zone that hangs).
+TB_PORT_DNS_SILENT=$((TB_BASE + 54))
 TB_PORT_IMAP=$((TB_BASE + 143))
 TB_PORT_IMAPS=$((TB_BASE + 993))
 TB_PORT_LMTP=$((TB_BASE + 24))
