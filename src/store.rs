@@ -7,7 +7,7 @@
 //!   accounts/<server-id>/account.key    the ES256 account key (PKCS#8 PEM), one per ACME server
 //!   accounts/<server-id>/account.json   {"server": directory URL, "url": account URL}
 //!   pending/<name>.json                 the issuance in progress (resumed by the next run)
-//!   answered/<name>.json                the challenge mails already answered for that issuance
+//!   answered/<name>.json                Message-IDs of the challenge mails answered for that address
 //!   certs/<name>/<issued>-<serial>/     one folder per certificate, never overwritten:
 //!       key.pem  cert.pem  chain.pem  fullchain.pem  <email>.p12  [p12-password]
 //!       [revoked.json]                  {"reason", "revoked_at"} once revoked with smime-acme

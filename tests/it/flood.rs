@@ -79,7 +79,7 @@ fn arrival_ms(tb: &Testbed, mailbox: &str, needle: &str) -> Option<u64> {
 #[test]
 fn a_flood_of_forged_mail_does_not_hold_up_the_genuine_one() -> TestResult {
     let tb = Testbed::get();
-    let mailbox = "staff14@example.test";
+    let mailbox = "staff41@example.test";
     let ca = tb.var("TESTBED_CA_MAILBOX").to_owned();
     let state = state_dir("flood");
     // The server for silent._domainkey.ca.test: reads every query, never answers.

@@ -860,6 +860,89 @@ fn a_reply_that_could_not_be_sent_is_sent_when_the_server_is_back() -> TestResul
     Ok(())
 }
 
+/// A Postfix access policy service on `addr` that answers the first `refusals` requests with
+/// `451 4.7.1` ("try again later", as a greylisting server does) and lets every later one
+/// through; counts the requests.
+fn refusing_policy(
+    addr: std::net::SocketAddr,
+    refusals: usize,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::Ordering;
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&seen);
+    let listener = std::net::TcpListener::bind(addr).expect("the policy port");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let counter = std::sync::Arc::clone(&counter);
+            std::thread::spawn(move || {
+                let Ok(mut writer) = stream.try_clone() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                // One request: attribute lines, then an empty line. Postfix may reuse the
+                // connection for more.
+                loop {
+                    line.clear();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if line.trim().is_empty() => {
+                            let n = counter.fetch_add(1, Ordering::SeqCst);
+                            let action = if n < refusals {
+                                "action=451 4.7.1 Try again later\n\n"
+                            } else {
+                                "action=DUNNO\n\n"
+                            };
+                            if writer.write_all(action.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    seen
+}
+
+/// The submission server answers RCPT with 451 the first time (as a greylisting server does):
+/// the reply is not sent, it is tried again after a pause, accepted, and the certificate issued.
+#[test]
+fn a_451_to_rcpt_is_tried_again() -> TestResult {
+    let tb = Testbed::get();
+    let mailbox = "staff42@example.test";
+    let state = state_dir("smtp-451");
+    let requests = refusing_policy(tb.addr("TESTBED_POLICY"), 1);
+    let _ca = ca_lock();
+    let (out, json) = run(command(with_flag(
+        obtain_args(&tb, mailbox, &state, &["--key-type", "p256"]),
+        "--smtp",
+        tb.var("TESTBED_SUBMISSIONS_POLICY"),
+    )));
+    let log = stderr(&out);
+    assert!(out.status.success(), "obtain failed: {log}");
+    assert_eq!(json["status"], "issued");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("the reply was not sent") && l.contains("451")),
+        "the 451 was seen and the reply tried again:\n{log}"
+    );
+    assert!(
+        requests.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "asked again after the refusal"
+    );
+    let token = log
+        .lines()
+        .find_map(|l| l.split("token-part1 ").nth(1))
+        .and_then(|t| t.split([',', ')']).next())
+        .expect("the answered token in the log")
+        .to_owned();
+    assert_eq!(replies_for(&tb, &token)?, 1, "exactly one reply");
+    Ok(())
+}
+
 /// The files under `dir` (recursively).
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

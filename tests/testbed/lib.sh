@@ -21,6 +21,10 @@ TB_PORT_AUTH=$((TB_BASE + 12))
 TB_PORT_MX=$((TB_BASE + 25))
 TB_PORT_SUBMISSION=$((TB_BASE + 587))
 TB_PORT_SUBMISSIONS=$((TB_BASE + 465))
+# Submissions again, asking a policy service on TB_PORT_POLICY about each recipient: a test that
+# listens there decides (with none listening, Postfix answers 451).
+TB_PORT_SUBMISSIONS_POLICY=$((TB_BASE + 466))
+TB_PORT_POLICY=$((TB_BASE + 60))
 TB_PORT_ACME=$((TB_BASE + 443))
 TB_PORT_ACME_EAB=$((TB_BASE + 444))
 # The OpenDKIM milters listen on UNIX sockets here (rsa.sock, ed.sock, verify.sock).
@@ -34,7 +38,7 @@ TB_CA_EAB_MAILBOX=acme-eab@ca.test
 tb_mailboxes() {
   printf '%s\n' alice@example.test bob@example.test
   local i
-  for i in $(seq -w 1 40); do printf 'staff%s@example.test\n' "$i"; done
+  for i in $(seq -w 1 48); do printf 'staff%s@example.test\n' "$i"; done
   printf '%s\n' "$TB_CA_MAILBOX" "$TB_CA_EAB_MAILBOX"
 }
 
