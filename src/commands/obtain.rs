@@ -215,13 +215,16 @@ fn resume(
         return Ok(Resumed::Fresh);
     };
     let pending = pending.resumed();
-    if pending.email != settings.email || pending.order_url.is_empty() {
+    if !crate::challenge::mail::same_address(&pending.email, &settings.email)
+        || pending.order_url.is_empty()
+    {
         return Ok(Resumed::Fresh);
     }
     if pending.server != settings.server {
         if pending.has_effects() {
             return Err(Error::Usage(format!(
-                "an issuance for {} at {} is under way (its state is in {}); finish it with                  --server {}, or delete that file to start over",
+                "an issuance for {} at {} is under way (its state is in {}); finish it with \
+                 --server {}, or delete that file to start over",
                 settings.email,
                 pending.server,
                 path.display(),
@@ -251,9 +254,15 @@ fn resume(
             remove_record(path)?;
             Ok(Resumed::Fresh)
         }
-        Err(e @ AcmeError::Transport { .. }) => Err(e.into()),
+        // Not reachable now, or busy: the record is kept for the next run.
+        Err(
+            e @ (AcmeError::Transport { .. }
+            | AcmeError::RateLimited { .. }
+            | AcmeError::Status { status: 500.., .. }),
+        ) => Err(e.into()),
         Err(e) if pending.has_effects() => Err(Error::CaRefused(format!(
-            "the saved order {} cannot be read ({e}); its state is kept in {}: delete that file              to start a new order",
+            "the saved order {} cannot be read ({e}); its state is kept in {}: delete that file \
+             to start a new order",
             pending.order_url,
             path.display()
         ))),

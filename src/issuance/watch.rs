@@ -144,16 +144,8 @@ pub fn validate(
         from: from.clone(),
         cursors: pending.marks.clone(),
         dns_retry: BTreeMap::new(),
+        more: false,
     };
-    if settings.challenge_timing == ChallengeTiming::PostFirst && !pending.challenge_posted {
-        ctx.out
-            .info("challenge timing post-first: telling the CA before the mail arrives");
-        pending.challenge_posted = true;
-        ctx.save(pending)?;
-        if post(ctx, acme, &pending.account_url, pending_challenge(pending))? == Status::Valid {
-            return validated(ctx, pending);
-        }
-    }
     let started = Instant::now();
     let mut warned_bound = false;
     let mut send_retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
@@ -161,6 +153,10 @@ pub fn validate(
     ctx.out
         .phase(&format!("waiting for the challenge mail from {from}"));
 
+    // A POST saved as made by an earlier run may never have reached the CA (a kill, or a CA
+    // that could not be reached): if the challenge is still pending, it is made once more.
+    let mut posted_here = false;
+    let mut challenge_pending = false;
     std::thread::scope(|scope| {
         let mut acme = Some(acme);
         let mut posting = None;
@@ -203,6 +199,7 @@ pub fn validate(
                 });
                 // Remembered before the reply goes out: never answered twice, even after a
                 // kill, nor by a later order.
+                ctx.save(pending)?;
                 answered.push(id.clone());
                 let excess = answered.len().saturating_sub(ANSWERED_KEPT);
                 answered.drain(..excess);
@@ -227,7 +224,14 @@ pub fn validate(
 
             // Tell the CA, beside the watch.
             let post_now = match settings.challenge_timing {
-                _ if pending.challenge_posted => false,
+                _ if posting.is_some() || posted_here && pending.challenge_posted => false,
+                _ if pending.challenge_posted => challenge_pending,
+                ChallengeTiming::PostFirst => {
+                    ctx.out.info(
+                        "challenge timing post-first: telling the CA before the mail arrives",
+                    );
+                    true
+                }
                 ChallengeTiming::Auto if started.elapsed() >= FIRST_WAIT && !pending.replied() => {
                     ctx.out.info(&format!(
                         "no challenge mail after {}s: telling the CA now, for servers that send \
@@ -239,10 +243,15 @@ pub fn validate(
                 _ => pending.replied(),
             };
             if post_now && let Some(client) = acme.take() {
-                if pending.replied() {
+                if pending.challenge_posted {
+                    ctx.out
+                        .info("the CA still waits for the challenge: telling it again");
+                } else if pending.replied() {
                     ctx.out
                         .info("challenge timing: the reply went out first, now the CA is told");
                 }
+                ctx.out.phase("telling the CA the challenge is answered");
+                posted_here = true;
                 pending.challenge_posted = true;
                 ctx.save(pending)?;
                 let (key, account, url) = (
@@ -277,6 +286,7 @@ pub fn validate(
                 let url = pending.authorization_url.clone().unwrap_or_default();
                 let (authz, response) =
                     client.fetch::<Authorization>(ctx.key, &pending.account_url, &url)?;
+                challenge_pending = authz.email_reply().map(|c| c.status) == Some(Status::Pending);
                 match authz.status {
                     Status::Valid => return validated(ctx, pending),
                     Status::Pending | Status::Processing => {
@@ -295,7 +305,7 @@ pub fn validate(
             })?;
             let fast = started.elapsed() < FAST_WINDOW
                 || posting.is_some()
-                || pending.unsent().next().is_some()
+                || watcher.more
                 || watcher
                     .dns_retry
                     .values()
@@ -307,6 +317,9 @@ pub fn validate(
             let mut slice = WAIT_SLICE.min(ctx.deadline.saturating_duration_since(Instant::now()));
             if pending.challenge_posted {
                 slice = slice.min(poll.left());
+            }
+            if pending.unsent().next().is_some() {
+                slice = slice.min(send_retry.left());
             }
             if let Err(e) = mailbox.wait("INBOX", slice) {
                 ctx.out.warn(&format!("IMAP: {e}; reconnecting"));
@@ -336,13 +349,8 @@ fn refused(authz: &Authorization, status: Status) -> Error {
     })
 }
 
-/// POSTs the challenge (the caller saved `challenge_posted` first: a rerun does not POST
-/// twice; a second POST would only ask for a retry).
-fn post(ctx: &Ctx<'_>, acme: &mut AcmeClient, account: &str, url: &str) -> Result<Status, Error> {
-    ctx.out.phase("telling the CA the challenge is answered");
-    post_challenge(acme, ctx.key, account, url)
-}
-
+/// POSTs the challenge. The caller saved `challenge_posted` first, so a rerun does not POST
+/// again unless the CA still shows the challenge pending.
 fn post_challenge(
     acme: &mut AcmeClient,
     key: &AccountKey,
@@ -398,15 +406,16 @@ impl Backoff {
     }
 }
 
-/// When to judge a mail again, how many times it was tried, and the mail.
+/// When to judge a mail again, how many times it was tried, and the mail (unless too many are
+/// kept already).
 #[derive(Debug, Clone)]
 struct Retry {
     at: Instant,
     tries: u32,
-    raw: Vec<u8>,
+    raw: Option<Vec<u8>>,
 }
 
-/// Mails kept for another DKIM try at once, at most.
+/// Mails kept in memory for another DKIM try, at most.
 const DNS_RETRY_KEPT: usize = 16;
 
 /// Reads new mail and judges it.
@@ -418,6 +427,8 @@ struct Watcher<'c> {
     cursors: BTreeMap<String, Mark>,
     /// Mails whose DKIM keys could not be fetched, to judge again.
     dns_retry: BTreeMap<(String, u32), Retry>,
+    /// The last look stopped at its bound with more new mail left.
+    more: bool,
 }
 
 impl Watcher<'_> {
@@ -432,6 +443,7 @@ impl Watcher<'_> {
     ) -> Result<Vec<Found>, Error> {
         let ctx = self.ctx;
         let mut found = Vec::new();
+        self.more = false;
         for folder in &ctx.settings.folders {
             let Some(cursor) = self.cursors.get(folder).copied() else {
                 continue;
@@ -451,6 +463,7 @@ impl Watcher<'_> {
                 ));
             }
             self.cursors.insert(folder.clone(), batch.next);
+            self.more |= batch.more;
             for (uid, header) in batch.mails {
                 let parsed = ChallengeMail::parse(&header);
                 let subject = parsed
@@ -469,13 +482,29 @@ impl Watcher<'_> {
                     ));
                     continue;
                 }
-                let Some(raw) = mailbox.message(folder, uid)? else {
-                    ctx.out.info(&format!(
-                        "ignored mail {uid} in {folder}: gone or too large"
-                    ));
-                    continue;
+                let raw = match mailbox.message(folder, uid) {
+                    Ok(Some(raw)) => raw,
+                    Ok(None) => {
+                        ctx.out.info(&format!(
+                            "ignored mail {uid} in {folder}: gone or too large"
+                        ));
+                        continue;
+                    }
+                    Err(e) => {
+                        // Looked at again from this mail on, over a new connection.
+                        ctx.out.warn(&format!("IMAP: {e}; reconnecting"));
+                        self.cursors.insert(
+                            folder.clone(),
+                            Mark {
+                                uid_validity: batch.next.uid_validity,
+                                uid_next: uid,
+                            },
+                        );
+                        *mailbox = reconnect(ctx, tls, password)?;
+                        break;
+                    }
                 };
-                self.judge_whole(folder, uid, raw, 0, &mut found);
+                self.judge_whole(folder, uid, Some(raw), 0, &mut found);
             }
         }
         // New mail first: mail whose DNS did not answer is judged again after it.
@@ -487,7 +516,11 @@ impl Watcher<'_> {
             .collect();
         for key in due {
             if let Some(retry) = self.dns_retry.remove(&key) {
-                self.judge_whole(&key.0, key.1, retry.raw, retry.tries, &mut found);
+                let raw = match retry.raw {
+                    Some(raw) => Some(raw),
+                    None => mailbox.message(&key.0, key.1).ok().flatten(),
+                };
+                self.judge_whole(&key.0, key.1, raw, retry.tries, &mut found);
             }
         }
         Ok(found)
@@ -505,11 +538,17 @@ impl Watcher<'_> {
         &mut self,
         folder: &str,
         uid: u32,
-        raw: Vec<u8>,
+        raw: Option<Vec<u8>>,
         tries: u32,
         found: &mut Vec<Found>,
     ) {
         let ctx = self.ctx;
+        let Some(raw) = raw else {
+            ctx.out.info(&format!(
+                "ignored mail {uid} in {folder}: gone or too large"
+            ));
+            return;
+        };
         let parsed = ChallengeMail::parse(&raw);
         let subject = parsed
             .subject
@@ -540,16 +579,16 @@ impl Watcher<'_> {
                     "mail {uid} in {folder}: DKIM key lookup failed ({reason}); will retry"
                 ));
                 let wait = DKIM_BUDGET.saturating_mul(1 << tries.min(6));
-                if self.dns_retry.len() < DNS_RETRY_KEPT {
-                    self.dns_retry.insert(
-                        (folder.to_owned(), uid),
-                        Retry {
-                            at: Instant::now() + wait,
-                            tries: tries + 1,
-                            raw,
-                        },
-                    );
-                }
+                // Kept in memory up to a bound; beyond it, downloaded again when due.
+                let kept = self.dns_retry.values().filter(|r| r.raw.is_some()).count();
+                self.dns_retry.insert(
+                    (folder.to_owned(), uid),
+                    Retry {
+                        at: Instant::now() + wait,
+                        tries: tries + 1,
+                        raw: (kept < DNS_RETRY_KEPT).then_some(raw),
+                    },
+                );
             }
             Err(reason) => ignored(ctx.out, uid, folder, &subject, &reason),
         }
@@ -613,10 +652,17 @@ fn send(
         "replying to {} through {}",
         answer.reply_to, settings.smtp
     ));
-    pending.answers[i].state = ReplyState::Sending;
     pending.answers[i].attempts += 1;
     ctx.save(pending)?;
-    let result = sender.send(&settings.email, &answer.reply_to, &reply.to_bytes());
+    // Recorded as being sent only once the server is ready for the message: a kill before that
+    // leaves it not sent, to be sent by the rerun; a kill after, unknown, never sent again.
+    let mut saved = Ok(());
+    let result = sender.send(&settings.email, &answer.reply_to, &reply.to_bytes(), || {
+        pending.answers[i].state = ReplyState::Sending;
+        saved = ctx.save(pending);
+        saved.is_ok()
+    });
+    saved?;
     let entry = &mut pending.answers[i];
     let outcome = match result {
         Ok(()) => {

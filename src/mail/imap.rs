@@ -255,7 +255,12 @@ pub struct Batch {
     pub next: Mark,
     /// The folder's UIDVALIDITY changed: arrival order says nothing about these mails.
     pub validity_changed: bool,
+    /// More new mail is waiting beyond this batch's bound.
+    pub more: bool,
 }
+
+/// New messages looked at in one batch, at most.
+const BATCH: u32 = 200;
 
 /// Where new mail starts in a folder: mail with a UID at or above `uid_next` is new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -322,7 +327,14 @@ impl Mailbox {
     /// If the folder's UIDVALIDITY is not the cursor's, every message counts and the batch
     /// says so.
     pub fn new_headers(&mut self, folder: &str, cursor: Mark) -> Result<Batch, MailError> {
-        let now = self.mark(folder)?;
+        let selected = self
+            .session
+            .select(folder)
+            .map_err(|e| self.err(format!("cannot open folder {folder}: {e}")))?;
+        let now = Mark {
+            uid_validity: selected.uid_validity.unwrap_or(0),
+            uid_next: selected.uid_next.unwrap_or(u32::MAX),
+        };
         let validity_changed = now.uid_validity != cursor.uid_validity;
         let first = if validity_changed {
             1
@@ -336,23 +348,35 @@ impl Mailbox {
                 uid_next: first,
             },
             validity_changed,
+            more: false,
         };
-        if now.uid_next <= first {
+        // A server that gives no UIDNEXT is asked every time.
+        if now.uid_next <= first || selected.exists == 0 {
             return Ok(batch);
         }
+        let last = first.saturating_add(BATCH - 1);
+        batch.more = now.uid_next != u32::MAX && now.uid_next > last.saturating_add(1);
+        let range = if batch.more {
+            format!("{first}:{last}")
+        } else {
+            format!("{first}:*")
+        };
         let sizes = self
             .session
-            .uid_fetch(format!("{first}:*"), "RFC822.SIZE")
+            .uid_fetch(range, "RFC822.SIZE")
             .map_err(|e| self.err(e))?;
         let mut wanted = Vec::new();
         for (uid, size) in sizes.iter().filter_map(|f| Some((f.uid?, f.size?))) {
-            if uid < first {
+            if uid < first || uid > last {
                 continue;
             }
             batch.next.uid_next = batch.next.uid_next.max(uid.saturating_add(1));
             if (size as usize) <= MAX_MAIL_BYTES {
                 wanted.push(uid);
             }
+        }
+        if batch.more {
+            batch.next.uid_next = batch.next.uid_next.max(last.saturating_add(1));
         }
         for chunk in wanted.chunks(50) {
             let set: Vec<String> = chunk.iter().map(u32::to_string).collect();

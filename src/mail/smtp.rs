@@ -73,9 +73,17 @@ impl<'a> Sender<'a> {
     }
 
     /// Sends `message` from `from` to `to`, once. A session that went stale while waiting is
-    /// replaced first (checked with NOOP). The error says whether the message surely did not go
-    /// out (safe to try again), was refused for good, or may have been delivered.
-    pub fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Result<(), SendError> {
+    /// replaced first (checked with NOOP). `before_data` runs when the server is ready for the
+    /// message, just before the first byte of it goes out; if it returns false, nothing is sent.
+    /// The error says whether the message surely did not go out (safe to try again), was
+    /// refused for good, or may have been delivered.
+    pub fn send(
+        &mut self,
+        from: &str,
+        to: &str,
+        message: &[u8],
+        before_data: impl FnOnce() -> bool,
+    ) -> Result<(), SendError> {
         let server = self.submission.server.to_string();
         let send_err = |reason: String| {
             SendError::Refused(MailError::Send {
@@ -105,8 +113,8 @@ impl<'a> Sender<'a> {
                 e => SendError::NotSent(e),
             })?,
         };
-        let result = transfer(&mut connection, &envelope, message)
-            .map_err(|(stage, e)| classify(&self.submission, stage, &e));
+        let result = transfer(&mut connection, &envelope, message, before_data)
+            .map_err(|(stage, e)| classify(&self.submission, stage, e.as_ref()));
         let _ = connection.quit();
         result
     }
@@ -142,6 +150,8 @@ enum Stage {
     Envelope,
     /// The message and its end marker were being written or answered.
     Message,
+    /// The caller stopped it before the message.
+    Stopped,
 }
 
 /// MAIL, RCPT, DATA, then the message and its end marker in one write (as two writes, the end
@@ -150,9 +160,10 @@ fn transfer(
     connection: &mut SmtpConnection,
     envelope: &Envelope,
     message: &[u8],
-) -> Result<(), (Stage, lettre::transport::smtp::Error)> {
+    before_data: impl FnOnce() -> bool,
+) -> Result<(), (Stage, Option<lettre::transport::smtp::Error>)> {
     use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
-    let envelope_stage = |e| (Stage::Envelope, e);
+    let envelope_stage = |e| (Stage::Envelope, Some(e));
     connection
         .command(Mail::new(envelope.from().cloned(), Vec::new()))
         .map_err(envelope_stage)?;
@@ -162,9 +173,12 @@ fn transfer(
             .map_err(envelope_stage)?;
     }
     connection.command(Data).map_err(envelope_stage)?;
+    if !before_data() {
+        return Err((Stage::Stopped, None));
+    }
     connection
         .command(data_block(message))
-        .map_err(|e| (Stage::Message, e))?;
+        .map_err(|e| (Stage::Message, Some(e)))?;
     Ok(())
 }
 
@@ -193,7 +207,7 @@ pub fn send(
     to: &str,
     message: &[u8],
 ) -> Result<(), MailError> {
-    Ok(Sender::connect(submission.clone())?.send(from, to, message)?)
+    Ok(Sender::connect(submission.clone())?.send(from, to, message, || true)?)
 }
 
 fn open(submission: &Submission<'_>) -> Result<SmtpConnection, MailError> {
@@ -242,9 +256,15 @@ fn open(submission: &Submission<'_>) -> Result<SmtpConnection, MailError> {
 fn classify(
     submission: &Submission<'_>,
     stage: Stage,
-    e: &lettre::transport::smtp::Error,
+    e: Option<&lettre::transport::smtp::Error>,
 ) -> SendError {
     let server = submission.server.to_string();
+    let Some(e) = e else {
+        return SendError::NotSent(MailError::Send {
+            server,
+            reason: "stopped before the message went out".into(),
+        });
+    };
     let reason = error_chain(e);
     if e.is_permanent() {
         SendError::Refused(MailError::Send { server, reason })
