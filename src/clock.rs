@@ -61,7 +61,11 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     } else {
         let at = rest.rfind(['+', '-'])?;
         let (h, m) = rest[at + 1..].split_once(':')?;
-        let minutes = h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?;
+        let (h, m) = (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?);
+        if !(0..=23).contains(&h) || !(0..=59).contains(&m) {
+            return None;
+        }
+        let minutes = h * 60 + m;
         let sign = if rest.as_bytes()[at] == b'-' { -1 } else { 1 };
         (&rest[..at], sign * minutes * 60)
     };
@@ -70,7 +74,8 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let hour: i64 = hms.next()?.parse().ok()?;
     let minute: i64 = hms.next()?.parse().ok()?;
     let second: i64 = hms.next()?.parse().ok()?;
-    if !(1..=12).contains(&month)
+    if !(0..=9999).contains(&year)
+        || !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
         || hour > 23
         || minute > 59
@@ -135,5 +140,20 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn out_of_range_dates_and_offsets_are_refused_not_overflowed() {
+        // Found by fuzzing the renewal information of a CA.
+        assert_eq!(
+            parse_rfc3339("2025-01-03T04:156:1+3555555555555555555:10"),
+            None
+        );
+        assert_eq!(parse_rfc3339("2025-01-03T04:15:16+24:00"), None);
+        assert_eq!(parse_rfc3339("99999999999999999-01-03T04:15:16Z"), None);
+        assert_eq!(
+            parse_rfc3339("2025-01-03T04:15:16+01:30"),
+            parse_rfc3339("2025-01-03T02:45:16Z")
+        );
     }
 }

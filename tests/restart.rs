@@ -7,47 +7,11 @@
 #[path = "it/testbed.rs"]
 mod testbed;
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testbed::Testbed;
-
-/// The fault-injecting CA of `tests/fake/mail_on_post_ca.py`, which mails only once the
-/// challenge is POSTed, so that the run waits in IDLE. Stopped when dropped.
-struct MailOnPostCa(Child, String);
-
-impl MailOnPostCa {
-    fn start() -> MailOnPostCa {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let python = root.join("target/testbed-venv/bin/python");
-        let mut child = Command::new(&python)
-            .arg(root.join("tests/fake/mail_on_post_ca.py"))
-            .arg(testbed::state_dir().join("testbed.env"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {} ({e}): run `sudo tests/testbed/install`",
-                    python.display()
-                )
-            });
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("its output"))
-            .read_line(&mut line)
-            .expect("the fake CA prints its port");
-        let url = format!("https://127.0.0.1:{}/directory", line.trim());
-        MailOnPostCa(child, url)
-    }
-}
-
-impl Drop for MailOnPostCa {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use testbed::{MailOnPostCa, Testbed};
 
 /// Runs a Dovecot command on the testbed's configuration, its output appended to the testbed's
 /// Dovecot start log (the master keeps it open once started).
@@ -96,7 +60,7 @@ fn a_restart_of_the_imap_server_during_idle_is_survived() {
         "--key-type",
         "p256",
     ])
-    .args(["--server", &ca.1])
+    .args(["--server", &ca.url])
     .args(["--ca-bundle", tb.var("SMIME_ACME_CA_BUNDLE")])
     .args(["--imap", tb.var("TESTBED_IMAPS")])
     .args(["--smtp", tb.var("TESTBED_SUBMISSIONS")])

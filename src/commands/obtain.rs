@@ -127,7 +127,8 @@ pub fn issue(
         user: &settings.smtp_user,
         password: &password,
         extra_roots: &extra_roots,
-    });
+    })
+    .until(deadline);
     if !pending.validated && !pending.replied() {
         out.phase(&format!(
             "logging in to {} as {} for the reply",

@@ -717,7 +717,10 @@ pub fn reconnect(
             Some(ctx.deadline),
         ) {
             Ok(mailbox) => return Ok(mailbox),
-            Err(e @ MailError::Login { .. }) => return Err(e.into()),
+            // A server starting up refuses logins for a moment ("[UNAVAILABLE]").
+            Err(e @ MailError::Login { .. }) if !e.to_string().contains("UNAVAILABLE") => {
+                return Err(e.into());
+            }
             Err(e) => {
                 ctx.timed_out(&format!("the IMAP server stayed unreachable ({e})"))?;
                 ctx.out

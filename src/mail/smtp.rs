@@ -1,7 +1,7 @@
 //! SMTP submission of the reply (lettre's SMTP client): implicit TLS or STARTTLS with AUTH, or
 //! plain on loopback. The message bytes are built by `challenge::response` and sent unchanged. IO.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -40,6 +40,7 @@ impl std::fmt::Debug for Submission<'_> {
 pub struct Sender<'a> {
     submission: Submission<'a>,
     connection: Option<SmtpConnection>,
+    deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Sender<'_> {
@@ -56,7 +57,14 @@ impl<'a> Sender<'a> {
         Sender {
             submission,
             connection: None,
+            deadline: None,
         }
+    }
+
+    /// Every connection, login and answer waited for ends by `deadline`.
+    pub fn until(mut self, deadline: Instant) -> Sender<'a> {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// Connects, secures and logs in.
@@ -68,7 +76,7 @@ impl<'a> Sender<'a> {
 
     /// Connects, secures and logs in now, ahead of the message.
     pub fn login(&mut self) -> Result<(), MailError> {
-        self.connection = Some(open(&self.submission)?);
+        self.connection = Some(open(&self.submission, self.deadline)?);
         Ok(())
     }
 
@@ -108,7 +116,7 @@ impl<'a> Sender<'a> {
             .and_then(|mut c| c.test_connected().then_some(c));
         let mut connection = match connection {
             Some(c) => c,
-            None => open(&self.submission).map_err(|e| match e {
+            None => open(&self.submission, self.deadline).map_err(|e| match e {
                 MailError::Login { .. } => SendError::Refused(e),
                 e => SendError::NotSent(e),
             })?,
@@ -210,7 +218,10 @@ pub fn send(
     Ok(Sender::connect(submission.clone())?.send(from, to, message, || true)?)
 }
 
-fn open(submission: &Submission<'_>) -> Result<SmtpConnection, MailError> {
+fn open(
+    submission: &Submission<'_>,
+    deadline: Option<Instant>,
+) -> Result<SmtpConnection, MailError> {
     let server = submission.server.to_string();
     let connect_err = |reason: String| MailError::Connect {
         server: server.clone(),
@@ -233,7 +244,11 @@ fn open(submission: &Submission<'_>) -> Result<SmtpConnection, MailError> {
     );
     let address = (submission.server.host.as_str(), submission.server.port);
     let wrapper = (submission.security == Security::Tls).then_some(&params);
-    let mut connection = SmtpConnection::connect(address, Some(TIMEOUT), &helo, wrapper, None)
+    let timeout = deadline.map_or(TIMEOUT, |d| {
+        d.saturating_duration_since(Instant::now())
+            .clamp(Duration::from_secs(1), TIMEOUT)
+    });
+    let mut connection = SmtpConnection::connect(address, Some(timeout), &helo, wrapper, None)
         .map_err(|e| connect_err(error_chain(&e)))?;
     if submission.security == Security::StartTls {
         connection
@@ -243,10 +258,17 @@ fn open(submission: &Submission<'_>) -> Result<SmtpConnection, MailError> {
     let credentials = Credentials::new(submission.user.to_owned(), submission.password.to_owned());
     connection
         .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
-        .map_err(|e| MailError::Login {
-            server: server.clone(),
-            user: submission.user.to_owned(),
-            reason: error_chain(&e),
+        .map_err(|e| {
+            // 454 and other 4xx: the server cannot check the password now; try again later.
+            if e.is_transient() {
+                connect_err(error_chain(&e))
+            } else {
+                MailError::Login {
+                    server: server.clone(),
+                    user: submission.user.to_owned(),
+                    reason: error_chain(&e),
+                }
+            }
         })?;
     Ok(connection)
 }

@@ -3,48 +3,31 @@
 //! retrying within `--timeout`, or ends with exit 5 or 8 and one clear line; after a failed run
 //! the saved issuance is intact and a rerun without faults completes it, on the same order.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::obtain::{ca_lock, command, obtain_args, run, state_dir, stderr, with_flag};
-use crate::testbed::{TestResult, Testbed};
+use crate::testbed::{Fake, TestResult, Testbed};
 use smime_acme::store::Store;
 
 /// The fault proxy, stopped when dropped. The runs reach the CA through it as their HTTPS
 /// proxy, so they keep the CA's own URLs (acme2certifier checks the URL inside each signed
 /// request against its own).
 struct FaultProxy {
-    child: Child,
+    _fake: Fake,
     port: u16,
 }
 
 impl FaultProxy {
     fn start() -> FaultProxy {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let python = root.join("target/testbed-venv/bin/python");
-        let env_file = crate::testbed::state_dir().join("testbed.env");
-        let mut child = Command::new(&python)
-            .arg(root.join("tests/fake/fault_proxy.py"))
-            .arg(env_file)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {} ({e}): run `sudo tests/testbed/install`",
-                    python.display()
-                )
-            });
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("the fault proxy prints its port");
-        let port = line.trim().parse().expect("a port number");
-        FaultProxy { child, port }
+        let fake = Fake::start("fault_proxy.py");
+        let port = fake.port;
+        FaultProxy { _fake: fake, port }
     }
 
     /// A plain GET on the proxy's control port; the body.
@@ -118,13 +101,6 @@ impl FaultProxy {
         }
         cmd.env("HTTPS_PROXY", &proxy).env("https_proxy", &proxy);
         cmd
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::obtain::{
-    MailOnPostCa, answers_from, ca_lock, command, obtain_args, obtain_command, ok, state_dir,
-    stderr, tool, with_flag,
+    answers_from, ca_lock, command, obtain_args, obtain_command, ok, state_dir, stderr, tool,
+    with_flag,
 };
-use crate::testbed::{TestResult, Testbed};
+use crate::testbed::{MailOnPostCa, TestResult, Testbed};
 
 /// Runs smime-acme with `args` on the state folder `state`: its output, and with --json its
 /// JSON lines (every line of stdout must be one).
@@ -443,7 +443,7 @@ fn fake_get(tb: &Testbed, ca: &MailOnPostCa, path: &str) -> TestResult<Value> {
     let https = reqwest::blocking::Client::builder()
         .tls_backend_preconfigured((*tb.tls(true)).clone())
         .build()?;
-    let url = ca.1.replace("/directory", path);
+    let url = ca.url.replace("/directory", path);
     Ok(serde_json::from_slice(&https.get(url).send()?.bytes()?)?)
 }
 
@@ -469,7 +469,7 @@ fn replacements_and_revocation_by_the_certificate_key() -> TestResult {
             ],
         ),
         "--server",
-        &ca.1,
+        &ca.url,
     );
     let out = command(args).output()?;
     ok(&out, "obtain from the fake CA");

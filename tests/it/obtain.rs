@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::testbed::{TestResult, Testbed, fetch_all, headers, inject_mx, message, submit};
+use crate::testbed::{
+    MailOnPostCa, TestResult, Testbed, fetch_all, headers, inject_mx, message, submit,
+};
 use smime_acme::mail::Security;
 
 static CA: Mutex<()> = Mutex::new(());
@@ -1041,43 +1043,6 @@ pub fn signal(child: &Child, name: &str) {
     assert!(status.success(), "kill -{name} failed");
 }
 
-/// The fault-injecting CA of `tests/fake/mail_on_post_ca.py`: sends the challenge mail only when
-/// the challenge is POSTed. Stopped when dropped.
-pub struct MailOnPostCa(Child, pub String);
-
-impl MailOnPostCa {
-    pub fn start() -> MailOnPostCa {
-        use std::io::BufRead;
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let python = root.join("target/testbed-venv/bin/python");
-        let env_file = crate::testbed::state_dir().join("testbed.env");
-        let mut child = Command::new(&python)
-            .arg(root.join("tests/fake/mail_on_post_ca.py"))
-            .arg(env_file)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {} ({e}): run `sudo tests/testbed/install`",
-                    python.display()
-                )
-            });
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("the fake CA prints its port");
-        let url = format!("https://127.0.0.1:{}/directory", line.trim());
-        MailOnPostCa(child, url)
-    }
-}
-
-impl Drop for MailOnPostCa {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_ca_that_mails_only_after_the_challenge_post() -> TestResult {
     let tb = Testbed::get();
@@ -1093,7 +1058,7 @@ fn a_ca_that_mails_only_after_the_challenge_post() -> TestResult {
                 &["--key-type", "p256", "--challenge-timing", timing],
             ),
             "--server",
-            &ca.1,
+            &ca.url,
         );
         command(args)
     };
@@ -1133,7 +1098,7 @@ fn the_mailbox_is_reconnected_after_the_server_drops_the_connection() -> TestRes
     let args = with_flag(
         obtain_args(&tb, mailbox, &state, &["--key-type", "p256"]),
         "--server",
-        &ca.1,
+        &ca.url,
     );
     let mut child = command(args)
         .stdout(Stdio::piped())
@@ -1170,7 +1135,7 @@ fn a_server_without_idle_is_polled() -> TestResult {
     // The mail comes only after the early POST, so the run waits past its fast first checks.
     let args = obtain_args(&tb, mailbox, &state, &["-v", "--key-type", "p256"]);
     let args = with_flag(
-        with_flag(args, "--server", &ca.1),
+        with_flag(args, "--server", &ca.url),
         "--imap",
         tb.var("TESTBED_IMAPS_NO_IDLE"),
     );

@@ -219,3 +219,60 @@ pub fn message(from: &str, to: &str, subject: &str, extra_headers: &str) -> Vec<
 pub fn verify_dkim(tb: &Testbed, raw: &[u8]) -> TestResult<Vec<DkimCheck>> {
     Ok(Verifier::new(Some(tb.addr("TESTBED_DNS")))?.verify(raw))
 }
+
+/// A server of `tests/fake/` (Python, in the testbed's venv), given `testbed.env`; the port it
+/// prints first. Stopped when dropped.
+pub struct Fake {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Fake {
+    pub fn start(script: &str) -> Fake {
+        use std::io::BufRead;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let python = root.join("target/testbed-venv/bin/python");
+        let mut child = std::process::Command::new(&python)
+            .arg(root.join("tests/fake").join(script))
+            .arg(state_dir().join("testbed.env"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} ({e}): run `sudo tests/testbed/install`",
+                    python.display()
+                )
+            });
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("{script} printed no port: {e}"));
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{script} printed {line:?}, not a port"));
+        Fake { child, port }
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The fault-injecting CA of `tests/fake/mail_on_post_ca.py`: sends the challenge mail only
+/// when the challenge is POSTed, as some CAs do. Its directory URL; stopped when dropped.
+pub struct MailOnPostCa {
+    _server: Fake,
+    pub url: String,
+}
+
+impl MailOnPostCa {
+    pub fn start() -> MailOnPostCa {
+        let fake = Fake::start("mail_on_post_ca.py");
+        let url = format!("https://127.0.0.1:{}/directory", fake.port);
+        MailOnPostCa { _server: fake, url }
+    }
+}
