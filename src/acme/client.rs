@@ -5,6 +5,7 @@
 
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::de::DeserializeOwned;
@@ -19,6 +20,8 @@ const MAX_BODY: u64 = 1024 * 1024;
 const BAD_NONCE_RETRIES: u32 = 10;
 /// Failures to connect retried (a CA restarting is back within seconds; a wrong address never).
 const CONNECT_RETRIES: u32 = 2;
+/// How often a wait between tries looks whether the run gave up.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 /// How long one request may take, retries included, when no deadline was set.
 const DEFAULT_BUDGET: Duration = Duration::from_secs(300);
 /// The longest one try may take, and the least it is given even at the deadline.
@@ -108,6 +111,8 @@ pub struct AcmeClient {
     deadline: Option<Instant>,
     retries: Vec<Retry>,
     retried: u32,
+    /// Set from another thread: no more tries or waits.
+    stop: Arc<AtomicBool>,
 }
 
 /// A signed POST: who signs, how the key is named, and the payload (None: POST-as-GET).
@@ -183,6 +188,7 @@ impl AcmeClient {
             deadline,
             retries: Vec::new(),
             retried: 0,
+            stop: Arc::new(AtomicBool::new(false)),
         };
         let response = client.get(directory_url)?;
         client.directory = response.json(directory_url)?;
@@ -192,6 +198,7 @@ impl AcmeClient {
     /// From now on no request is tried again, nor waited for, past `deadline`: the last
     /// error is returned instead.
     pub fn set_deadline(&mut self, deadline: Instant) {
+        self.stop.store(false, Ordering::Relaxed);
         self.deadline = Some(deadline);
     }
 
@@ -297,7 +304,7 @@ impl AcmeClient {
                     retry_after.unwrap_or_else(|| next_backoff(&mut backoff))
                 }
             };
-            if Instant::now() + wait >= deadline {
+            if Instant::now() + wait >= deadline || self.stop.load(Ordering::Relaxed) {
                 return Err(failure.error);
             }
             self.retried += 1;
@@ -308,8 +315,24 @@ impl AcmeClient {
                     wait,
                 });
             }
-            std::thread::sleep(wait);
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                if self.stop.load(Ordering::Relaxed) {
+                    return Err(failure.error);
+                }
+                std::thread::sleep(
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .min(STOP_CHECK),
+                );
+            }
         }
+    }
+
+    /// A switch that, once set (from any thread), ends the request under way at its next
+    /// retry and keeps it from waiting longer: for a run that is giving up.
+    pub fn stopper(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
     }
 
     fn try_once(

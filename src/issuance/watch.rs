@@ -157,12 +157,22 @@ pub fn validate(
     // that could not be reached): if the challenge is still pending, it is made once more.
     let mut posted_here = false;
     let mut challenge_pending = false;
+    // A POST under way when the run gives up is stopped at its next retry, not waited out.
+    let stop = acme.stopper();
     std::thread::scope(|scope| {
         let mut acme = Some(acme);
         let mut posting = None;
-        loop {
-            // Every new mail is judged (and a rejection logged) before any is answered.
-            for found in watcher.look(mailbox, pending, password, tls)? {
+        let result = (|| loop {
+            // Every new mail is judged (and a rejection logged) before any is answered; with
+            // post-first, only once the CA is being told.
+            let post_first_due = settings.challenge_timing == ChallengeTiming::PostFirst
+                && !pending.challenge_posted;
+            let found = if post_first_due {
+                Vec::new()
+            } else {
+                watcher.look(mailbox, pending, password, tls)?
+            };
+            for found in found {
                 let id = &found.accepted.message_id;
                 if pending.has_answer(id) || answered.contains(id) {
                     ctx.out.info(&format!(
@@ -325,7 +335,11 @@ pub fn validate(
                 ctx.out.warn(&format!("IMAP: {e}; reconnecting"));
                 *mailbox = reconnect(ctx, tls, password)?;
             }
+        })();
+        if result.is_err() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        result
     })
 }
 

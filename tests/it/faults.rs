@@ -399,3 +399,39 @@ fn a_refused_connection_is_retried_briefly_and_an_untrusted_ca_not_at_all() -> T
     assert!(took < Duration::from_secs(2), "no retry ({took:?})");
     Ok(())
 }
+
+/// The run gives up (the submission server refuses the reply for good) while its challenge
+/// POST waits out the CA's 503 with a long Retry-After: it ends at once with status 6, instead
+/// of waiting for the CA first.
+#[test]
+fn giving_up_stops_a_post_that_waits_for_the_ca() -> TestResult {
+    let tb = Testbed::get();
+    let _ca = ca_lock();
+    let proxy = FaultProxy::start();
+    let policy = crate::obtain::Policy::get(&tb);
+    policy.refuse(100, "554 5.7.1 Not accepted here");
+    let mailbox = "staff44@example.test";
+    let state = state_dir("fault-give-up");
+    proxy.arm("kind=503&count=50&seconds=60&match=/acme/chall");
+    let (out, _, took) = timed(proxy.obtain(
+        &tb,
+        mailbox,
+        &state,
+        &[
+            "--smtp",
+            tb.var("TESTBED_SUBMISSIONS_POLICY"),
+            "--challenge-timing",
+            "post-first",
+            "--timeout",
+            "120s",
+        ],
+    ));
+    policy.refuse(0, "");
+    assert_failed(&out, 6, "Not accepted here");
+    assert!(proxy.fired("503") >= 1, "the POST met the 503");
+    assert!(
+        took < Duration::from_secs(30),
+        "ended without waiting out the CA ({took:?})"
+    );
+    Ok(())
+}

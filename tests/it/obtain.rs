@@ -862,51 +862,78 @@ fn a_reply_that_could_not_be_sent_is_sent_when_the_server_is_back() -> TestResul
     Ok(())
 }
 
-/// A Postfix access policy service on `addr` that answers the first `refusals` requests with
-/// `451 4.7.1` ("try again later", as a greylisting server does) and lets every later one
-/// through; counts the requests.
-fn refusing_policy(
-    addr: std::net::SocketAddr,
-    refusals: usize,
-) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
-    use std::io::{BufRead, BufReader, Write};
-    use std::sync::atomic::Ordering;
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = std::sync::Arc::clone(&seen);
-    let listener = std::net::TcpListener::bind(addr).expect("the policy port");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let counter = std::sync::Arc::clone(&counter);
+/// The Postfix access policy service the testbed's policy-checked submissions listener asks
+/// (at TESTBED_POLICY), started once for the test process. Each test (holding `ca_lock`) says
+/// with [`Policy::refuse`] what the next answers are; after them every recipient passes.
+pub struct Policy {
+    answers: std::sync::Mutex<std::collections::VecDeque<String>>,
+    seen: std::sync::atomic::AtomicUsize,
+}
+
+impl Policy {
+    pub fn get(tb: &Testbed) -> &'static Policy {
+        static POLICY: std::sync::OnceLock<&'static Policy> = std::sync::OnceLock::new();
+        POLICY.get_or_init(|| {
+            let policy: &'static Policy = Box::leak(Box::new(Policy {
+                answers: std::sync::Mutex::new(std::collections::VecDeque::new()),
+                seen: std::sync::atomic::AtomicUsize::new(0),
+            }));
+            let listener =
+                std::net::TcpListener::bind(tb.addr("TESTBED_POLICY")).expect("the policy port");
             std::thread::spawn(move || {
-                let Ok(mut writer) = stream.try_clone() else {
-                    return;
-                };
-                let mut reader = BufReader::new(stream);
-                let mut line = String::new();
-                // One request: attribute lines, then an empty line. Postfix may reuse the
-                // connection for more.
-                loop {
-                    line.clear();
-                    match reader.read_line(&mut line) {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) if line.trim().is_empty() => {
-                            let n = counter.fetch_add(1, Ordering::SeqCst);
-                            let action = if n < refusals {
-                                "action=451 4.7.1 Try again later\n\n"
-                            } else {
-                                "action=DUNNO\n\n"
-                            };
-                            if writer.write_all(action.as_bytes()).is_err() {
-                                return;
-                            }
-                        }
-                        Ok(_) => {}
-                    }
+                for stream in listener.incoming().flatten() {
+                    std::thread::spawn(move || policy.serve(stream));
                 }
             });
+            policy
+        })
+    }
+
+    /// The next `count` requests get `action` (e.g. `451 4.7.1 Try again later`); the count of
+    /// requests starts again from 0.
+    pub fn refuse(&self, count: usize, action: &str) {
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        answers.clear();
+        answers.extend(std::iter::repeat_n(action.to_owned(), count));
+        self.seen.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Requests since the last [`Policy::refuse`].
+    pub fn seen(&self) -> usize {
+        self.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// One connection: requests of attribute lines, each ended by an empty line.
+    fn serve(&self, stream: std::net::TcpStream) {
+        use std::io::{BufRead, BufReader, Write};
+        let Ok(mut writer) = stream.try_clone() else {
+            return;
+        };
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line.trim().is_empty() => {
+                    self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let next = self
+                        .answers
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .pop_front();
+                    let action = next.unwrap_or_else(|| "DUNNO".to_owned());
+                    if writer
+                        .write_all(format!("action={action}\n\n").as_bytes())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+            }
         }
-    });
-    seen
+    }
 }
 
 /// The submission server answers RCPT with 451 the first time (as a greylisting server does):
@@ -916,8 +943,9 @@ fn a_451_to_rcpt_is_tried_again() -> TestResult {
     let tb = Testbed::get();
     let mailbox = "staff42@example.test";
     let state = state_dir("smtp-451");
-    let requests = refusing_policy(tb.addr("TESTBED_POLICY"), 1);
     let _ca = ca_lock();
+    let policy = Policy::get(&tb);
+    policy.refuse(1, "451 4.7.1 Try again later");
     let (out, json) = run(command(with_flag(
         obtain_args(&tb, mailbox, &state, &["--key-type", "p256"]),
         "--smtp",
@@ -931,10 +959,7 @@ fn a_451_to_rcpt_is_tried_again() -> TestResult {
             .any(|l| l.contains("the reply was not sent") && l.contains("451")),
         "the 451 was seen and the reply tried again:\n{log}"
     );
-    assert!(
-        requests.load(std::sync::atomic::Ordering::SeqCst) >= 2,
-        "asked again after the refusal"
-    );
+    assert!(policy.seen() >= 2, "asked again after the refusal");
     let token = log
         .lines()
         .find_map(|l| l.split("token-part1 ").nth(1))
