@@ -9,18 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::obtain::{ca_lock, obtain_command, signal, state_dir, stderr, wait_for_file};
+use crate::obtain::{ca_lock, obtain_command, signal, state_dir, stderr, token, wait_for_file};
 use crate::testbed::{TestResult, Testbed, imap_login, marker};
 
 const FLOOD: usize = 300;
 const FLOOD_BYTES: usize = 250 * 1024;
-
-/// A plausible token-part1.
-fn token() -> String {
-    let mut bytes = [0u8; 24];
-    smime_acme::acme::jws::random_bytes(&mut bytes).unwrap();
-    smime_acme::acme::jws::b64u(bytes)
-}
 
 /// Dovecot's logout lines of `user`'s IMAP sessions (fields `in=`, `out=`, `hdr_count=`,
 /// `hdr_bytes=`, `body_count=`, `body_bytes=`), after the first `skip` lines of the log.

@@ -549,6 +549,46 @@ fn replacements_and_revocation_by_the_certificate_key() -> TestResult {
     Ok(())
 }
 
+/// Two first runs against one CA at once, sharing a state folder: one registers, the other
+/// waits for it and finds the account kept (a second `register` is refused), so one account.
+#[test]
+fn two_first_registrations_at_once_make_one_account() -> TestResult {
+    let tb = Testbed::get();
+    let state = state_dir("account-race");
+    let server = tb.var("SMIME_ACME_SERVER");
+    let bundle = tb.var("SMIME_ACME_CA_BUNDLE");
+    let args: Vec<&str> = vec![
+        "account",
+        "register",
+        "--contact",
+        "staff45@example.test",
+        "--agree-tos",
+        "--server",
+        server,
+        "--ca-bundle",
+        bundle,
+        "--json",
+    ];
+    let (first, second) = std::thread::scope(|s| {
+        let a = s.spawn(|| cli(&state, &args));
+        let b = s.spawn(|| cli(&state, &args));
+        (a.join(), b.join())
+    });
+    let (first, second) = (first.expect("first run").0, second.expect("second run").0);
+    let mut codes = [code(&first), code(&second)];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 2],
+        "one registers, the other finds it kept: {} / {}",
+        stderr(&first),
+        stderr(&second)
+    );
+    let accounts = std::fs::read_dir(state.join("accounts"))?.count();
+    assert_eq!(accounts, 1, "one account folder");
+    Ok(())
+}
+
 #[test]
 fn account_key_rollover_then_deactivation() -> TestResult {
     let tb = Testbed::get();
