@@ -56,6 +56,8 @@ pub struct ChallengeMail {
     pub header_fault: Option<HeaderFault>,
     /// The `d=` domain of each DKIM-Signature, lowercased.
     pub dkim_domains: Vec<String>,
+    /// The Date, as a Unix time.
+    pub date: Option<i64>,
 }
 
 impl ChallengeMail {
@@ -104,6 +106,7 @@ impl ChallengeMail {
             auto_submitted: named("Auto-Submitted").next().map(collapse),
             authentication_results: named("Authentication-Results").map(collapse).collect(),
             header_fault: header_fault(&fields, message.headers()),
+            date: message.date().map(|d| d.to_timestamp()),
             dkim_domains: named("DKIM-Signature")
                 .take(64)
                 .filter_map(|v| {

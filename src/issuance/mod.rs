@@ -4,6 +4,7 @@
 //! record and continues; it never answers a challenge mail twice. The mail-watching driver that
 //! acts on these decisions is `watch`.
 
+mod inbox;
 pub mod watch;
 
 use std::collections::BTreeMap;
