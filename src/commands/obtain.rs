@@ -182,18 +182,6 @@ pub fn issue(
     Ok(outcome)
 }
 
-fn remove_record(path: &std::path::Path) -> Result<(), Error> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::Store(store::StoreError::Write {
-                path: path.to_owned(),
-                source: e,
-            }))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// What the saved issuance allows.
 enum Resumed {
     /// Its order goes on.
@@ -252,7 +240,7 @@ fn resume(
                 "the saved order is {}: starting a new one",
                 order.status
             ));
-            remove_record(path)?;
+            store::remove(path)?;
             Ok(Resumed::Fresh)
         }
         // Not reachable now, or busy: the record is kept for the next run.
