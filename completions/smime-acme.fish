@@ -39,6 +39,7 @@ complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "account" -d '
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "list" -d 'List the certificates in the state folder: address, serial, expiry, next renewal, status'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "show" -d 'Show one address\'s current certificate, its renewal time and files, and its history'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "provision" -d 'Get certificates for many mailboxes listed in a manifest, several at once'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
@@ -52,6 +53,8 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l smtp-se
 starttls\t''
 plain\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l smtp-user -d 'SMTP user name [default: the IMAP user]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l master-user -d 'Log in to IMAP and SMTP as this administrator (a Dovecot master user, a Cyrus or Stalwart admin) on behalf of the user, with the administrator\'s password (SASL PLAIN with an authorization identity)' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l master-separator -d 'With --master-user: log in as USER<SEP>ADMIN instead (Dovecot\'s auth_master_user_separator, e.g. "*")' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l password-file -d 'Read the mail password from this file (first line)' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l password-command -d 'Run this command (with sh -c) and take the mail password from its first output line' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l watch-folder -d 'Folders to watch besides INBOX (repeatable; e.g. Junk)' -r
@@ -89,6 +92,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -s h -l he
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l days -d 'Renew when fewer than N days remain (instead of the CA\'s window or a third of the lifetime)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l deploy-hook -d 'Run this command (with sh -c) after each renewal; SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the new files' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l timeout -d 'Overall wait for the CA and the mail, per certificate [default: as obtained, else 30m]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -s j -l jobs -d 'Renew this many certificates at once' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
@@ -214,14 +218,33 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -s v -l ve
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "obtain" -d 'Get a certificate for EMAIL: order it, answer the CA\'s challenge mail, save a PKCS#12 bundle'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "renew" -d 'Renew the certificates that are due, with the settings each was obtained with'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "revoke" -d 'Revoke a certificate, signed by the account key or by the certificate\'s own key'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "account" -d 'Manage the ACME account kept for a CA: register, show, update contacts, roll over its key, deactivate it'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "list" -d 'List the certificates in the state folder: address, serial, expiry, next renewal, status'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "show" -d 'Show one address\'s current certificate, its renewal time and files, and its history'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s j -l jobs -d 'Mailboxes worked at once' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l shard -d 'Only the mailboxes of shard K out of N (e.g. 2/3)' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l ca-requests -d 'Requests in flight to one CA at most' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l server -d 'ACME directory URL of the CA [default: the manifest\'s, else the configuration file\'s]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l timeout -d 'Overall wait for the CA and the mail, per mailbox, e.g. 90s, 30m [default: 30m]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l force -d 'Get a new certificate even where a valid one is held and not yet due'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l dry-run -d 'Say what would be done for each mailbox; contact nothing'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l agree-tos -d 'Agree to the CA\'s terms of service (otherwise asked on a terminal)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "obtain" -d 'Get a certificate for EMAIL: order it, answer the CA\'s challenge mail, save a PKCS#12 bundle'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "renew" -d 'Renew the certificates that are due, with the settings each was obtained with'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "revoke" -d 'Revoke a certificate, signed by the account key or by the certificate\'s own key'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "account" -d 'Manage the ACME account kept for a CA: register, show, update contacts, roll over its key, deactivate it'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "list" -d 'List the certificates in the state folder: address, serial, expiry, next renewal, status'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "show" -d 'Show one address\'s current certificate, its renewal time and files, and its history'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "provision" -d 'Get certificates for many mailboxes listed in a manifest, several at once'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "register" -d 'Create the account (a new ES256 key kept in the state folder)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "show" -d 'Show the account as the CA has it'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "update" -d 'Replace the account\'s contact addresses'

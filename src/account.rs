@@ -1,7 +1,8 @@
 //! The ACME account for a CA: its ES256 key (made on first use, kept 0600 in the state folder)
 //! and its URL; registration with contact, terms agreement and external account binding.
 //! Registration and key rollover hold the CA's account lock, so that runs started together
-//! share one account. IO: the state folder, the CA, and the terminal for the terms question.
+//! share one account. Questions (the CA's terms) and secrets (the EAB key) are settled by the
+//! command before. IO: the state folder and the CA.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,9 +14,7 @@ use crate::acme::client::AcmeClient;
 use crate::acme::jws::{self, AccountKey, KeyRef, Signer};
 use crate::acme::types::{Account, Status};
 use crate::bundle;
-use crate::challenge::response;
-use crate::output::Output;
-use crate::secrets;
+use crate::issuance::engine::Reporter;
 use crate::store::{self, Store};
 
 /// What a new account is registered with.
@@ -23,9 +22,10 @@ use crate::store::{self, Store};
 pub struct Registration {
     /// Contact addresses (without `mailto:`).
     pub contacts: Vec<String>,
+    /// The user agreed to the CA's terms of service (asked by the command if need be).
     pub agree_tos: bool,
-    /// External account binding: key identifier and the file holding the MAC key.
-    pub eab: Option<(String, PathBuf)>,
+    /// External account binding: key identifier and MAC key.
+    pub eab: Option<(String, Vec<u8>)>,
 }
 
 /// The files of the account kept for one server.
@@ -91,7 +91,7 @@ pub fn load_or_register(
     store: &Store,
     server: &str,
     registration: &Registration,
-    out: &Output,
+    out: Reporter<'_>,
 ) -> Result<(AccountKey, String), Error> {
     if let Some(account) = load(store, server)? {
         return Ok(account);
@@ -114,7 +114,7 @@ pub fn register(
     store: &Store,
     server: &str,
     registration: &Registration,
-    out: &Output,
+    out: Reporter<'_>,
 ) -> Result<(AccountKey, String, Value), Error> {
     let _lock = lock(store, server)?;
     if let Some((_, url)) = load(store, server)? {
@@ -134,7 +134,7 @@ fn register_locked(
     store: &Store,
     server: &str,
     registration: &Registration,
-    out: &Output,
+    out: Reporter<'_>,
 ) -> Result<(AccountKey, String, Value), Error> {
     let files = Files::new(store, server);
     let key = match read_key(&files.key)? {
@@ -160,8 +160,7 @@ fn register_locked(
         payload["contact"] = json!(contacts);
     }
     if let Some(terms) = &meta.terms_of_service {
-        let question = format!("Do you agree to the CA's terms of service at {terms}?");
-        if !registration.agree_tos && secrets::ask_yes(&question) != Some(true) {
+        if !registration.agree_tos {
             return Err(Error::Usage(format!(
                 "the CA asks you to agree to its terms of service ({terms}): rerun with --agree-tos"
             )));
@@ -170,16 +169,9 @@ fn register_locked(
     }
     let new_account = acme.directory.new_account.clone();
     match &registration.eab {
-        Some((kid, file)) => {
-            let text = secrets::from_file("external account binding key", file)?;
-            let mac = response::decode_lenient(text.trim()).ok_or_else(|| {
-                Error::Usage(format!(
-                    "{} does not hold a base64url MAC key",
-                    file.display()
-                ))
-            })?;
+        Some((kid, mac)) => {
             payload["externalAccountBinding"] =
-                jws::external_account_binding(kid, &mac, &key.jwk(), &new_account)?;
+                jws::external_account_binding(kid, mac, &key.jwk(), &new_account)?;
         }
         None if meta.external_account_required => {
             return Err(Error::Usage(
@@ -239,7 +231,7 @@ pub fn rollover(
     acme: &mut AcmeClient,
     store: &Store,
     server: &str,
-    out: &Output,
+    out: Reporter<'_>,
 ) -> Result<(AccountKey, String), Error> {
     let _lock = lock(store, server)?;
     let files = Files::new(store, server);

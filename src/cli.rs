@@ -9,7 +9,7 @@ use crate::bundle::P12Format;
 use crate::challenge::response::TokenJoin;
 use crate::keys::{KeyType, Usage};
 use crate::mail::Security;
-use crate::settings::ChallengeTiming;
+use crate::settings::{ChallengeTiming, Common, MailboxConfig, Request, ServerConfig};
 
 /// The exit statuses, shown in `--help` and the man pages.
 macro_rules! exit_codes {
@@ -19,7 +19,7 @@ Exit status:
   0  success: everything asked for is done (for renew: renewed, or nothing due)
   1  internal error (a bug, or the system refused something unexpected)
   2  usage or configuration error
-  3  some of several certificates failed, or a deploy hook failed (renew)
+  3  some of several certificates failed (renew, provision), or a deploy hook failed (renew)
   4  another smime-acme run holds the lock for this mailbox
   5  the CA refused (its problem document is shown)
   6  mail server error (connection, TLS, login, or the reply was not accepted)
@@ -119,6 +119,7 @@ pub enum Command {
     List(ListArgs),
     Show(ShowArgs),
     Export(ExportArgs),
+    Provision(ProvisionArgs),
 }
 
 /// Renew the certificates that are due, with the settings each was obtained with.
@@ -156,6 +157,142 @@ pub struct RenewArgs {
     /// Overall wait for the CA and the mail, per certificate [default: as obtained, else 30m]
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+    /// Renew this many certificates at once
+    #[arg(short, long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+}
+
+/// Get certificates for many mailboxes listed in a manifest, several at once.
+///
+/// The manifest (TOML, or CSV with a header row) lists the mailboxes: `email` and any setting
+/// obtain takes, in kebab-case (imap, imap-security, imap-user, smtp, smtp-security, smtp-user,
+/// master-user, master-separator, password-file, password-command, watch-folder, key-type, usage,
+/// p12-format, p12-password-file, out, challenge-auth, dns-server, server, ca-bundle, eab-kid,
+/// eab-hmac-key-file, token-join, challenge-timing, timeout). In TOML, a [defaults] table holds
+/// what every [[mailbox]] shares; in CSV, each column is one setting and an empty cell leaves
+/// it unset. In `out`, {email} stands for the address. With master-user, every mailbox is
+/// reached with the administrator's credentials, so no user's password is needed.
+///
+/// A mailbox holding a valid certificate that is not yet due for renewal is skipped (--force
+/// gets a new one anyway), so the same manifest can be run again after a failure or a kill: what
+/// is done stays done, an order under way resumes. The CA account is shared by all mailboxes of
+/// a CA, as are its HTTPS connections; a CA that says "slow down" slows every worker.
+///
+/// --shard K/N takes only the mailboxes whose address hashes into shard K of N (SHA-256 of the
+/// lowercased address, its first 8 bytes as a big-endian number, modulo N, plus 1), so that N
+/// hosts or the pods of a Kubernetes indexed Job split one manifest without talking to each
+/// other. Exit status 0 when every mailbox is done or skipped, 3 when some failed.
+#[derive(Debug, Args, Default)]
+#[command(after_help = EXIT_CODES)]
+pub struct ProvisionArgs {
+    /// The manifest: FILE.toml or FILE.csv
+    pub manifest: PathBuf,
+    /// Mailboxes worked at once
+    #[arg(short, long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Get a new certificate even where a valid one is held and not yet due
+    #[arg(long)]
+    pub force: bool,
+    /// Only the mailboxes of shard K out of N (e.g. 2/3)
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Say what would be done for each mailbox; contact nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Requests in flight to one CA at most
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub ca_requests: u16,
+    /// ACME directory URL of the CA [default: the manifest's, else the configuration file's]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SMIME_ACME_SERVER",
+        hide_env_values = true
+    )]
+    pub server: Option<String>,
+    /// Extra trusted roots (PEM) for HTTPS, IMAP and SMTP
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SMIME_ACME_CA_BUNDLE",
+        hide_env_values = true
+    )]
+    pub ca_bundle: Option<PathBuf>,
+    /// External account binding: the key identifier the CA gave you
+    #[arg(long, value_name = "KID", requires = "eab_hmac_key_file")]
+    pub eab_kid: Option<String>,
+    /// External account binding: file holding the base64url MAC key the CA gave you
+    #[arg(long, value_name = "FILE", requires = "eab_kid")]
+    pub eab_hmac_key_file: Option<PathBuf>,
+    /// Agree to the CA's terms of service (otherwise asked on a terminal)
+    #[arg(long)]
+    pub agree_tos: bool,
+    /// Overall wait for the CA and the mail, per mailbox, e.g. 90s, 30m [default: 30m]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+impl ProvisionArgs {
+    /// The CA flags, as the layer over the manifest.
+    pub fn server_layer(&self) -> ServerConfig {
+        ServerConfig {
+            url: self.server.clone(),
+            ca_bundle: self.ca_bundle.clone(),
+            eab_kid: self.eab_kid.clone(),
+            eab_hmac_key_file: self.eab_hmac_key_file.clone(),
+            agree_tos: self.agree_tos.then_some(true),
+            timeout: self.timeout.clone(),
+            ..ServerConfig::default()
+        }
+    }
+}
+
+impl GlobalArgs {
+    pub fn common(&self) -> Common {
+        Common {
+            state_dir: self.state_dir.clone(),
+            wait_lock: self.wait_lock.clone(),
+        }
+    }
+}
+
+impl ObtainArgs {
+    /// The flags, as the layer over the configuration file.
+    pub fn request(&self) -> Request {
+        Request {
+            email: self.email.clone(),
+            server: ServerConfig {
+                url: self.server.clone(),
+                ca_bundle: self.ca_bundle.clone(),
+                eab_kid: self.eab_kid.clone(),
+                eab_hmac_key_file: self.eab_hmac_key_file.clone(),
+                agree_tos: self.agree_tos.then_some(true),
+                token_join: self.token_join.clone(),
+                challenge_timing: self.challenge_timing.clone(),
+                timeout: self.timeout.clone(),
+            },
+            mailbox: MailboxConfig {
+                imap: self.imap.clone(),
+                imap_security: self.imap_security.clone(),
+                imap_user: self.imap_user.clone(),
+                smtp: self.smtp.clone(),
+                smtp_security: self.smtp_security.clone(),
+                smtp_user: self.smtp_user.clone(),
+                master_user: self.master_user.clone(),
+                master_separator: self.master_separator.clone(),
+                password_file: self.password_file.clone(),
+                password_command: self.password_command.clone(),
+                watch_folder: self.watch_folder.clone(),
+                key_type: self.key_type.clone(),
+                usage: self.usage.clone(),
+                p12_format: self.p12_format.clone(),
+                p12_password_file: self.p12_password_file.clone(),
+                challenge_auth: self.challenge_auth.clone(),
+                dns_server: self.dns_server.clone(),
+                out: self.out.clone(),
+            },
+        }
+    }
 }
 
 /// Revoke a certificate, signed by the account key or by the certificate's own key.
@@ -350,6 +487,12 @@ pub struct ObtainArgs {
     /// SMTP user name [default: the IMAP user]
     #[arg(long, value_name = "USER")]
     pub smtp_user: Option<String>,
+    /// Log in to IMAP and SMTP as this administrator (a Dovecot master user, a Cyrus or Stalwart admin) on behalf of the user, with the administrator's password (SASL PLAIN with an authorization identity)
+    #[arg(long, value_name = "ADMIN")]
+    pub master_user: Option<String>,
+    /// With --master-user: log in as USER<SEP>ADMIN instead (Dovecot's auth_master_user_separator, e.g. "*")
+    #[arg(long, value_name = "SEP", requires = "master_user")]
+    pub master_separator: Option<String>,
     /// Read the mail password from this file (first line)
     #[arg(long, value_name = "FILE", conflicts_with = "password_command")]
     pub password_file: Option<PathBuf>,

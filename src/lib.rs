@@ -1,9 +1,13 @@
 //! smime-acme: an ACME client for S/MIME certificates (RFC 8823).
 //!
-//! Layout: `cli` (flags) → `settings` (flags + environment + config file) → `commands::*`
-//! (one per subcommand) driving the IO adapters (`acme::client`, `mail`, `store`, `tls`) with
-//! the pure core (`acme::jws`, `acme::types`, `challenge`, `keys`, `certificate`, `bundle`,
-//! `issuance`). `run` maps every error to the documented exit status, once.
+//! Layout, one way down: `cli` (flags, clap) → `settings` (flags, a `manifest` entry, the
+//! environment and the configuration file resolved into plain settings) → `commands::*` (one per
+//! subcommand: settle secrets and questions, run, put the result into words or JSON) → the
+//! issuance engine `issuance::engine` (one job in, a typed result out, progress as events; for
+//! many mailboxes `commands::fleet` runs it on worker threads) → the IO adapters
+//! (`acme::client`, `mail`, `store`, `tls`) and the pure core (`acme::jws`, `acme::types`,
+//! `challenge`, `keys`, `certificate`, `bundle`, `renewal`, and the journal in `issuance`).
+//! `run` maps every error to the documented exit status, once.
 
 /// For an enum of plain variants that the command line and the configuration file name:
 /// `ALL`, `NAMES`, `name()`, `Display`, and `FromStr` with an error that lists the names.
@@ -54,6 +58,7 @@ pub mod commands;
 pub mod issuance;
 pub mod keys;
 pub mod mail;
+pub mod manifest;
 pub mod output;
 pub mod renewal;
 pub mod secrets;
@@ -168,7 +173,10 @@ where
             use cli::Command;
             match &cli.command {
                 Command::Obtain(args) => {
-                    commands::obtain::run(&settings::obtain(global, args, &config)?, &out)
+                    commands::obtain::run(
+                        &settings::obtain(&global.common(), &args.request(), &config)?,
+                        &out,
+                    )
                 }
                 Command::Renew(args) => commands::renew::run(global, args, &config, &out),
                 Command::Revoke(args) => commands::revoke::run(global, args, &config, &out),
@@ -176,6 +184,7 @@ where
                 Command::List(_) => commands::list::list(global, &out),
                 Command::Show(args) => commands::list::show(global, &args.email),
                 Command::Export(args) => commands::export::run(global, args, &out),
+                Command::Provision(args) => commands::provision::run(global, args, &config, &out),
             }
         });
     match result {

@@ -30,11 +30,7 @@ impl Output {
     fn spinner(&self) -> Option<&ProgressBar> {
         self.spinner
             .get_or_init(|| {
-                let wanted = !self.quiet
-                    && !self.json
-                    && self.verbose == 0
-                    && std::io::stderr().is_terminal();
-                wanted.then(|| {
+                self.wants_progress().then(|| {
                     let bar = ProgressBar::new_spinner();
                     let style = ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner());
@@ -44,6 +40,22 @@ impl Output {
                 })
             })
             .as_ref()
+    }
+
+    /// Whether a progress display may be drawn: a terminal, and neither -q, -v nor --json.
+    pub fn wants_progress(&self) -> bool {
+        !self.quiet && !self.json && self.verbose == 0 && std::io::stderr().is_terminal()
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// With --json, one JSON line on stdout now (for results that come one by one).
+    pub fn json_line(&self, value: &serde_json::Value) {
+        if self.json {
+            println!("{value}");
+        }
     }
 
     /// The current phase: the spinner's text on a terminal, a log line at -v.
@@ -115,5 +127,18 @@ impl Output {
             println!("{value}");
         }
         eprintln!("smime-acme: error: {message}");
+    }
+}
+
+/// A single mailbox's events: its phase on the spinner, the rest as log lines.
+impl crate::issuance::engine::Events for Output {
+    fn emit(&self, _email: &str, level: crate::issuance::engine::Level, text: &str) {
+        use crate::issuance::engine::Level;
+        match level {
+            Level::Phase => self.phase(text),
+            Level::Info => self.info(text),
+            Level::Debug => self.debug(text),
+            Level::Warn => self.warn(text),
+        }
     }
 }

@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::P12Format;
 use crate::challenge::authenticity::ChallengeAuth;
 use crate::challenge::response::TokenJoin;
-use crate::cli::{GlobalArgs, ObtainArgs};
 use crate::keys::{KeyType, Usage};
-use crate::mail::{Security, Server};
+use crate::mail::{Master, Security, Server};
 
 /// A configuration problem, shown as is; exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +58,8 @@ pub struct MailboxConfig {
     pub smtp: Option<String>,
     pub smtp_security: Option<String>,
     pub smtp_user: Option<String>,
+    pub master_user: Option<String>,
+    pub master_separator: Option<String>,
     pub password_file: Option<PathBuf>,
     pub password_command: Option<String>,
     #[serde(default)]
@@ -81,6 +82,8 @@ impl std::fmt::Debug for MailboxConfig {
             smtp,
             smtp_security,
             smtp_user,
+            master_user,
+            master_separator,
             password_file,
             password_command,
             watch_folder,
@@ -99,6 +102,8 @@ impl std::fmt::Debug for MailboxConfig {
             .field("smtp", smtp)
             .field("smtp_security", smtp_security)
             .field("smtp_user", smtp_user)
+            .field("master_user", master_user)
+            .field("master_separator", master_separator)
             .field("password_file", password_file)
             .field(
                 "password_command",
@@ -179,6 +184,8 @@ pub struct ObtainSettings {
     pub smtp: Server,
     pub smtp_security: Security,
     pub smtp_user: String,
+    /// An administrator logging in on the user's behalf; `password` is then its password.
+    pub master: Option<Master>,
     pub password: PasswordSource,
     pub folders: Vec<String>,
     pub key_type: KeyType,
@@ -195,6 +202,18 @@ pub struct ObtainSettings {
     pub timeout: Duration,
     /// How long to wait for another run working on the same mailbox.
     pub wait_lock: Duration,
+}
+
+impl ObtainSettings {
+    /// The CA part.
+    pub fn ca(&self) -> CaSettings {
+        CaSettings {
+            server: self.server.clone(),
+            ca_bundle: self.ca_bundle.clone(),
+            eab: self.eab.clone(),
+            agree_tos: self.agree_tos,
+        }
+    }
 }
 
 /// The default configuration file and state folder.
@@ -226,13 +245,113 @@ fn parse<T: std::str::FromStr<Err = String>>(
     value.map_or(Ok(default), |v| v.parse().map_err(bad))
 }
 
-/// Merges flags over environment over the configuration file over defaults.
+/// One certificate asked for: the address and the settings given for it on top of the
+/// configuration file (the command line's flags, or a manifest's entry).
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub email: String,
+    pub server: ServerConfig,
+    pub mailbox: MailboxConfig,
+}
+
+/// What every command shares: where the state is kept and how long to wait for a lock.
+#[derive(Debug, Clone, Default)]
+pub struct Common {
+    pub state_dir: Option<PathBuf>,
+    pub wait_lock: Option<String>,
+}
+
+/// The CA to talk to, and how: resolved once for every command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaSettings {
+    pub server: String,
+    pub ca_bundle: Option<PathBuf>,
+    /// External account binding: key identifier and the file holding the MAC key.
+    pub eab: Option<(String, PathBuf)>,
+    pub agree_tos: bool,
+}
+
+/// The CA from `layers`, the first layer that sets a field winning (flags, then what was kept
+/// for the certificate, then the configuration file).
+pub fn ca(layers: &[&ServerConfig]) -> Result<CaSettings, SettingsError> {
+    let first = |field: fn(&ServerConfig) -> Option<&String>| {
+        layers.iter().find_map(|l| field(l)).cloned()
+    };
+    let server = first(|l| l.url.as_ref()).ok_or_else(|| {
+        bad("no ACME server: give --server URL, set SMIME_ACME_SERVER, or url in [server]")
+    })?;
+    if !server.starts_with("https://") {
+        return Err(bad(format!(
+            "the ACME server must be an https:// URL, not {server:?}"
+        )));
+    }
+    let eab = match (
+        first(|l| l.eab_kid.as_ref()),
+        layers.iter().find_map(|l| l.eab_hmac_key_file.clone()),
+    ) {
+        (Some(kid), Some(file)) => Some((kid, file)),
+        (None, None) => None,
+        _ => {
+            return Err(bad(
+                "external account binding needs both --eab-kid and --eab-hmac-key-file",
+            ));
+        }
+    };
+    Ok(CaSettings {
+        server,
+        ca_bundle: layers.iter().find_map(|l| l.ca_bundle.clone()),
+        eab,
+        agree_tos: layers.iter().any(|l| l.agree_tos == Some(true)),
+    })
+}
+
+/// Checks each value of a request on its own, so that a problem names its field (as written in
+/// the configuration file): the checks `obtain` makes again when it merges them.
+pub fn check_fields(top: &Request) -> Result<(), (&'static str, String)> {
+    fn check<T: std::str::FromStr<Err = String>>(
+        field: &'static str,
+        value: &Option<String>,
+    ) -> Result<(), (&'static str, String)> {
+        match value {
+            Some(v) => v.parse::<T>().map(|_| ()).map_err(|e| (field, e)),
+            None => Ok(()),
+        }
+    }
+    let (s, m) = (&top.server, &top.mailbox);
+    check::<Security>("imap-security", &m.imap_security)?;
+    check::<Security>("smtp-security", &m.smtp_security)?;
+    check::<KeyType>("key-type", &m.key_type)?;
+    check::<Usage>("usage", &m.usage)?;
+    check::<P12Format>("p12-format", &m.p12_format)?;
+    check::<ChallengeAuth>("challenge-auth", &m.challenge_auth)?;
+    check::<TokenJoin>("token-join", &s.token_join)?;
+    check::<ChallengeTiming>("challenge-timing", &s.challenge_timing)?;
+    for (field, value) in [("imap", &m.imap), ("smtp", &m.smtp), ("dns-server", &m.dns_server)] {
+        if let Some(text) = value {
+            Server::parse(text, 1).map_err(|e| (field, e))?;
+        }
+    }
+    if let Some(text) = &s.timeout {
+        parse_duration(text).map_err(|e| ("timeout", e))?;
+    }
+    if let Some(url) = &s.url
+        && !url.starts_with("https://")
+    {
+        return Err(("server", format!("must be an https:// URL, not {url:?}")));
+    }
+    Ok(())
+}
+
+/// Merges `top` (flags, or a manifest entry) over environment over the configuration file over
+/// defaults.
 pub fn obtain(
-    global: &GlobalArgs,
-    args: &ObtainArgs,
+    common: &Common,
+    top: &Request,
     config: &ConfigFile,
 ) -> Result<ObtainSettings, SettingsError> {
-    let email = args.email.trim().to_owned();
+    let args = &top.mailbox;
+    let flags = &top.server;
+    let email = top.email.trim().to_owned();
     if !crate::challenge::mail::is_plain_address(&email) || !email.contains('.') {
         return Err(bad(format!("{email:?} is not an email address")));
     }
@@ -245,14 +364,7 @@ pub fn obtain(
     let server_cfg = &config.server;
     let pick = |flag: &Option<String>, cfg: &Option<String>| flag.clone().or_else(|| cfg.clone());
 
-    let server = pick(&args.server, &server_cfg.url).ok_or_else(|| {
-        bad("no ACME server: give --server URL, set SMIME_ACME_SERVER, or url in [server]")
-    })?;
-    if !server.starts_with("https://") {
-        return Err(bad(format!(
-            "the ACME server must be an https:// URL, not {server:?}"
-        )));
-    }
+    let ca = ca(&[flags, server_cfg])?;
 
     let imap_security: Security = parse(
         pick(&args.imap_security, &mailbox.imap_security).as_deref(),
@@ -299,6 +411,13 @@ pub fn obtain(
     }
     let imap_user = pick(&args.imap_user, &mailbox.imap_user).unwrap_or_else(|| email.clone());
     let smtp_user = pick(&args.smtp_user, &mailbox.smtp_user).unwrap_or_else(|| imap_user.clone());
+    let master = pick(&args.master_user, &mailbox.master_user).map(|user| Master {
+        user,
+        separator: pick(&args.master_separator, &mailbox.master_separator),
+    });
+    if master.as_ref().is_some_and(|m| m.user.is_empty()) {
+        return Err(bad("master-user is empty"));
+    }
 
     let password = if let Some(file) = args.password_file.clone() {
         PasswordSource::File(file)
@@ -335,21 +454,6 @@ pub fn obtain(
         P12Format::default(),
     )?;
 
-    let eab = match (
-        args.eab_kid.clone().or_else(|| server_cfg.eab_kid.clone()),
-        args.eab_hmac_key_file
-            .clone()
-            .or_else(|| server_cfg.eab_hmac_key_file.clone()),
-    ) {
-        (Some(kid), Some(file)) => Some((kid, file)),
-        (None, None) => None,
-        _ => {
-            return Err(bad(
-                "external account binding needs both --eab-kid and --eab-hmac-key-file",
-            ));
-        }
-    };
-
     let challenge_auth: ChallengeAuth = parse(
         pick(&args.challenge_auth, &mailbox.challenge_auth).as_deref(),
         ChallengeAuth::Dkim,
@@ -365,35 +469,33 @@ pub fn obtain(
         })
         .transpose()?;
     let token_join: TokenJoin = parse(
-        pick(&args.token_join, &server_cfg.token_join).as_deref(),
+        pick(&flags.token_join, &server_cfg.token_join).as_deref(),
         TokenJoin::default(),
     )?;
     let challenge_timing: ChallengeTiming = parse(
-        pick(&args.challenge_timing, &server_cfg.challenge_timing).as_deref(),
+        pick(&flags.challenge_timing, &server_cfg.challenge_timing).as_deref(),
         ChallengeTiming::default(),
     )?;
     let timeout = parse_duration(
-        pick(&args.timeout, &server_cfg.timeout)
+        pick(&flags.timeout, &server_cfg.timeout)
             .as_deref()
             .unwrap_or("30m"),
     )
     .map_err(|e| bad(format!("--timeout: {e}")))?;
-    let state_dir = state_dir(global)?;
+    let state_dir = state_dir(common.state_dir.as_deref())?;
 
     Ok(ObtainSettings {
         email,
         state_dir,
-        server,
-        ca_bundle: args
-            .ca_bundle
-            .clone()
-            .or_else(|| server_cfg.ca_bundle.clone()),
+        server: ca.server,
+        ca_bundle: ca.ca_bundle,
         imap,
         imap_security,
         imap_user,
         smtp,
         smtp_security,
         smtp_user,
+        master,
         password,
         folders,
         key_type,
@@ -404,32 +506,28 @@ pub fn obtain(
             .clone()
             .or_else(|| mailbox.p12_password_file.clone()),
         out: args.out.clone().or_else(|| mailbox.out.clone()),
-        eab,
-        agree_tos: args.agree_tos || server_cfg.agree_tos.unwrap_or(false),
+        eab: ca.eab,
+        agree_tos: ca.agree_tos,
         challenge_auth,
         dns_server,
         token_join,
         challenge_timing,
         timeout,
-        wait_lock: wait_lock(global)?,
+        wait_lock: wait_lock(common.wait_lock.as_deref())?,
     })
 }
 
 /// The state folder: --state-dir, SMIME_ACME_HOME, or the default.
-pub fn state_dir(global: &GlobalArgs) -> Result<PathBuf, SettingsError> {
-    global
-        .state_dir
-        .clone()
+pub fn state_dir(named: Option<&Path>) -> Result<PathBuf, SettingsError> {
+    named
+        .map(Path::to_owned)
         .or_else(|| default_paths().1)
         .ok_or_else(|| bad("no state folder: give --state-dir or set SMIME_ACME_HOME"))
 }
 
 /// --wait-lock, zero when not given.
-pub fn wait_lock(global: &GlobalArgs) -> Result<Duration, SettingsError> {
-    global
-        .wait_lock
-        .as_deref()
-        .map_or(Ok(Duration::ZERO), parse_duration)
+pub fn wait_lock(text: Option<&str>) -> Result<Duration, SettingsError> {
+    text.map_or(Ok(Duration::ZERO), parse_duration)
         .map_err(|e| bad(format!("--wait-lock: {e}")))
 }
 
@@ -449,6 +547,8 @@ pub fn to_config(s: &ObtainSettings) -> ConfigFile {
         smtp: Some(s.smtp.to_string()),
         smtp_security: Some(s.smtp_security.to_string()),
         smtp_user: Some(s.smtp_user.clone()),
+        master_user: s.master.as_ref().map(|m| m.user.clone()),
+        master_separator: s.master.as_ref().and_then(|m| m.separator.clone()),
         password_file,
         password_command,
         watch_folder: s
@@ -479,14 +579,15 @@ pub fn to_config(s: &ObtainSettings) -> ConfigFile {
 
 /// The settings to renew `email` with: the mailbox's table in the configuration file over the
 /// kept settings (so a changed server name or password file takes effect), and the kept CA
-/// over the file's `[server]` (a certificate is renewed where it was issued). `args` holds the
+/// over the file's `[server]` (a certificate is renewed where it was issued). `top` holds the
 /// address and whatever `renew` itself sets (the timeout).
 pub fn for_renewal(
-    global: &GlobalArgs,
-    args: &ObtainArgs,
+    common: &Common,
+    top: &Request,
     config: &ConfigFile,
     kept: &ConfigFile,
 ) -> Result<ObtainSettings, SettingsError> {
+    let args = top;
     let find = |file: &ConfigFile| {
         file.mailbox
             .iter()
@@ -498,11 +599,11 @@ pub fn for_renewal(
         server: layer(&kept.server, &config.server)?,
         mailbox: BTreeMap::from([(args.email.clone(), layer(&find(config), &find(kept))?)]),
     };
-    obtain(global, args, &merged)
+    obtain(common, top, &merged)
 }
 
 /// `top` with its unset fields taken from `under`.
-fn layer<T: Serialize + serde::de::DeserializeOwned>(
+pub fn layer<T: Serialize + serde::de::DeserializeOwned>(
     top: &T,
     under: &T,
 ) -> Result<T, SettingsError> {
@@ -575,6 +676,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::ObtainArgs;
 
     fn args(email: &str) -> ObtainArgs {
         ObtainArgs {
@@ -585,13 +687,9 @@ mod tests {
         }
     }
 
-    fn global() -> GlobalArgs {
-        GlobalArgs {
-            config: None,
+    fn global() -> Common {
+        Common {
             state_dir: Some("/tmp/x".into()),
-            verbose: 0,
-            quiet: false,
-            json: false,
             wait_lock: None,
         }
     }
@@ -623,14 +721,14 @@ mod tests {
     fn durations_beyond_the_limit_are_usage_errors() {
         let mut a = args("alice@example.test");
         a.timeout = Some("9999d".into());
-        let err = obtain(&global(), &a, &ConfigFile::default()).unwrap_err().0;
+        let err = obtain(&global(), &a.request(), &ConfigFile::default()).unwrap_err().0;
         assert!(
             err.contains("--timeout") && err.contains("30 days"),
             "{err}"
         );
         let mut g = global();
         g.wait_lock = Some("31d".into());
-        let err = obtain(&g, &args("alice@example.test"), &ConfigFile::default())
+        let err = obtain(&g, &args("alice@example.test").request(), &ConfigFile::default())
             .unwrap_err()
             .0;
         assert!(
@@ -645,7 +743,7 @@ mod tests {
         let command = format!("curl -H 'Authorization: Bearer {secret}' https://vault.test");
         let mut a = args("alice@example.test");
         a.password_command = Some(command.clone());
-        let s = obtain(&global(), &a, &ConfigFile::default()).unwrap();
+        let s = obtain(&global(), &a.request(), &ConfigFile::default()).unwrap();
         assert_eq!(s.password, PasswordSource::Command(command.clone()));
         let config: ConfigFile = toml::from_str(&format!(
             "[mailbox.\"alice@example.test\"]\npassword-command = \"{}\"\n",
@@ -672,7 +770,7 @@ mod tests {
     fn defaults_follow_the_email_and_security() {
         let s = obtain(
             &global(),
-            &args("alice@example.test"),
+            &args("alice@example.test").request(),
             &ConfigFile::default(),
         )
         .unwrap();
@@ -704,7 +802,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let s = obtain(&global(), &args("alice@example.test"), &config).unwrap();
+        let s = obtain(&global(), &args("alice@example.test").request(), &config).unwrap();
         assert_eq!(s.server, "https://ca.test/dir", "a flag wins over the file");
         assert_eq!(
             s.smtp,
@@ -726,14 +824,14 @@ mod tests {
         a.imap = Some("mail.example.com".into());
         a.imap_security = Some("plain".into());
         assert!(
-            obtain(&global(), &a, &ConfigFile::default())
+            obtain(&global(), &a.request(), &ConfigFile::default())
                 .unwrap_err()
                 .0
                 .contains("loopback")
         );
         // A name that only looks local is judged by what it resolves to.
         a.imap = Some("localhost.attacker.example".into());
-        let err = obtain(&global(), &a, &ConfigFile::default()).unwrap_err().0;
+        let err = obtain(&global(), &a.request(), &ConfigFile::default()).unwrap_err().0;
         assert!(
             err.contains("loopback") && err.contains("localhost.attacker.example"),
             "{err}"
@@ -742,7 +840,7 @@ mod tests {
             a.imap = Some(local.into());
             a.smtp_security = Some("plain".into());
             assert!(
-                obtain(&global(), &a, &ConfigFile::default()).is_ok(),
+                obtain(&global(), &a.request(), &ConfigFile::default()).is_ok(),
                 "{local}"
             );
         }
@@ -750,18 +848,18 @@ mod tests {
         let mut a = args("alice@example.test");
         a.key_type = Some("ed25519".into());
         assert!(
-            obtain(&global(), &a, &ConfigFile::default())
+            obtain(&global(), &a.request(), &ConfigFile::default())
                 .unwrap_err()
                 .0
                 .contains("ed25519")
         );
         a.usage = Some("sign".into());
-        assert!(obtain(&global(), &a, &ConfigFile::default()).is_ok());
+        assert!(obtain(&global(), &a.request(), &ConfigFile::default()).is_ok());
 
         let mut a = args("alice@example.test");
         a.server = Some("http://ca.test/dir".into());
-        assert!(obtain(&global(), &a, &ConfigFile::default()).is_err());
-        assert!(obtain(&global(), &args("not-an-address"), &ConfigFile::default()).is_err());
+        assert!(obtain(&global(), &a.request(), &ConfigFile::default()).is_err());
+        assert!(obtain(&global(), &args("not-an-address").request(), &ConfigFile::default()).is_err());
     }
 
     #[test]
@@ -771,14 +869,14 @@ mod tests {
         first.usage = Some("sign".into());
         first.password_file = Some("relative/pw".into());
         first.watch_folder = vec!["Junk".into()];
-        let obtained = obtain(&global(), &first, &ConfigFile::default()).unwrap();
+        let obtained = obtain(&global(), &first.request(), &ConfigFile::default()).unwrap();
         let kept: ConfigFile =
             serde_json::from_value(serde_json::to_value(to_config(&obtained)).unwrap()).unwrap();
         let renew_args = ObtainArgs {
             email: "alice@example.test".into(),
             ..Default::default()
         };
-        let again = for_renewal(&global(), &renew_args, &ConfigFile::default(), &kept).unwrap();
+        let again = for_renewal(&global(), &renew_args.request(), &ConfigFile::default(), &kept).unwrap();
         assert_eq!(again.server, obtained.server);
         assert_eq!(again.imap, obtained.imap);
         assert_eq!(again.key_type, KeyType::P384);
@@ -794,7 +892,7 @@ mod tests {
             "[server]\nurl = \"https://other.test/dir\"\n[mailbox.\"alice@example.test\"]\nimap = \"imap.example.test\"\n",
         )
         .unwrap();
-        let again = for_renewal(&global(), &renew_args, &config, &kept).unwrap();
+        let again = for_renewal(&global(), &renew_args.request(), &config, &kept).unwrap();
         assert_eq!(again.server, "https://ca.test/dir");
         assert_eq!(again.imap.host, "imap.example.test");
         assert_eq!(again.key_type, KeyType::P384);

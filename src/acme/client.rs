@@ -1,11 +1,13 @@
 //! RFC 8555 over HTTPS: the directory, nonces, signed POSTs and POST-as-GET, `Retry-After`,
 //! problem documents, and one retry policy bounded by a deadline (`badNonce`, 429 and 503,
 //! dropped or stalled connections, answers that are not what a CA sends). IO: HTTP through one
-//! keep-alive client.
+//! keep-alive client. Clients made with [`AcmeClient::worker`] share the connections, the nonces
+//! and the pacing of one CA: at most so many requests in flight, and a `Retry-After` that one
+//! of them is told holds back every one.
 
 use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::de::DeserializeOwned;
@@ -101,11 +103,80 @@ impl std::fmt::Display for Retry {
     }
 }
 
+/// Unused nonces kept for other workers, at most.
+const NONCES_KEPT: usize = 64;
+
+/// What the clients of one CA share.
+#[derive(Debug)]
+struct Shared {
+    /// Requests in flight now, and the most allowed.
+    in_flight: Mutex<usize>,
+    slot_freed: Condvar,
+    limit: usize,
+    /// No request starts before this (the CA's last `Retry-After`).
+    paused_until: Mutex<Option<Instant>>,
+    nonces: Mutex<Vec<String>>,
+    requests: AtomicU32,
+    handshakes: Arc<AtomicU32>,
+}
+
+/// Counts TLS handshakes: rustls hands each handshake's secrets to the key log, which keeps
+/// nothing but the count.
+#[derive(Debug)]
+struct HandshakeCounter(Arc<AtomicU32>);
+
+impl rustls::KeyLog for HandshakeCounter {
+    fn log(&self, _label: &str, _client_random: &[u8], _secret: &[u8]) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One label per handshake: TLS 1.3's first secret, or TLS 1.2's master secret.
+    fn will_log(&self, label: &str) -> bool {
+        matches!(label, "CLIENT_HANDSHAKE_TRAFFIC_SECRET" | "CLIENT_RANDOM")
+    }
+}
+
+/// A slot among the requests in flight to one CA, given back when dropped.
+struct Slot<'a>(&'a Shared);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        self.0.slot_freed.notify_one();
+    }
+}
+
+impl Shared {
+    fn slot(&self) -> Slot<'_> {
+        let mut n = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= self.limit {
+            n = self.slot_freed.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        Slot(self)
+    }
+
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.is_none_or(|p| p < until) {
+            *paused = Some(until);
+        }
+    }
+
+    fn paused_until(&self) -> Option<Instant> {
+        let paused = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        paused.filter(|p| *p > Instant::now())
+    }
+}
+
 /// An ACME client bound to one directory.
 #[derive(Debug)]
 pub struct AcmeClient {
     http: reqwest::blocking::Client,
     pub directory: Directory,
+    shared: Arc<Shared>,
     nonce: Option<String>,
     requests: u32,
     deadline: Option<Instant>,
@@ -168,13 +239,43 @@ impl AcmeClient {
         AcmeClient::open(directory_url, tls, Some(deadline))
     }
 
+    /// `connect_until` for many workers: at most `in_flight` requests at once to this CA.
+    pub fn connect_shared(
+        directory_url: &str,
+        tls: Arc<rustls::ClientConfig>,
+        deadline: Instant,
+        in_flight: usize,
+    ) -> Result<AcmeClient, AcmeError> {
+        AcmeClient::open_limited(directory_url, tls, Some(deadline), in_flight)
+    }
+
     fn open(
         directory_url: &str,
         tls: Arc<rustls::ClientConfig>,
         deadline: Option<Instant>,
     ) -> Result<AcmeClient, AcmeError> {
+        AcmeClient::open_limited(directory_url, tls, deadline, usize::MAX)
+    }
+
+    fn open_limited(
+        directory_url: &str,
+        tls: Arc<rustls::ClientConfig>,
+        deadline: Option<Instant>,
+        in_flight: usize,
+    ) -> Result<AcmeClient, AcmeError> {
+        let shared = Arc::new(Shared {
+            in_flight: Mutex::new(0),
+            slot_freed: Condvar::new(),
+            limit: in_flight.max(1),
+            paused_until: Mutex::new(None),
+            nonces: Mutex::new(Vec::new()),
+            requests: AtomicU32::new(0),
+            handshakes: Arc::new(AtomicU32::new(0)),
+        });
+        let mut tls = (*tls).clone();
+        tls.key_log = Arc::new(HandshakeCounter(Arc::clone(&shared.handshakes)));
         let http = reqwest::blocking::Client::builder()
-            .tls_backend_preconfigured((*tls).clone())
+            .tls_backend_preconfigured(tls)
             .user_agent(concat!("smime-acme/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(20))
             .https_only(true)
@@ -183,6 +284,7 @@ impl AcmeClient {
         let mut client = AcmeClient {
             http,
             directory: Directory::default(),
+            shared,
             nonce: None,
             requests: 0,
             deadline,
@@ -193,6 +295,30 @@ impl AcmeClient {
         let response = client.get(directory_url)?;
         client.directory = response.json(directory_url)?;
         Ok(client)
+    }
+
+    /// Another client of the same CA, for another worker: it shares this one's connections,
+    /// nonces, in-flight limit and pauses, and has its own deadline and counts.
+    pub fn worker(&self) -> AcmeClient {
+        AcmeClient {
+            http: self.http.clone(),
+            directory: self.directory.clone(),
+            shared: Arc::clone(&self.shared),
+            nonce: None,
+            requests: 0,
+            deadline: self.deadline,
+            retries: Vec::new(),
+            retried: 0,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// HTTP requests made by every client of this CA, and TLS connections opened.
+    pub fn totals(&self) -> (u32, u32) {
+        (
+            self.shared.requests.load(Ordering::Relaxed),
+            self.shared.handshakes.load(Ordering::Relaxed),
+        )
     }
 
     /// From now on no request is tried again, nor waited for, past `deadline`: the last
@@ -280,6 +406,17 @@ impl AcmeClient {
         let mut connect_failures = 0;
         let mut backoff = FIRST_BACKOFF;
         loop {
+            // Another worker was told to wait: so is this one.
+            if let Some(until) = self.shared.paused_until() {
+                let paused = || AcmeError::RateLimited {
+                    url: url.to_owned(),
+                    reason: "the CA asked every request to wait".into(),
+                    retry_after: Some(until.saturating_duration_since(Instant::now())),
+                };
+                if until >= deadline || !self.sleep_until(until) {
+                    return Err(paused());
+                }
+            }
             let failure = match self.try_once(method, url, post, deadline) {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
@@ -301,6 +438,10 @@ impl AcmeClient {
                     next_backoff(&mut backoff)
                 }
                 Retryable::Later(retry_after) => {
+                    // The CA's own word holds for every worker talking to it.
+                    if let Some(wait) = retry_after {
+                        self.shared.pause(wait);
+                    }
                     retry_after.unwrap_or_else(|| next_backoff(&mut backoff))
                 }
             };
@@ -315,18 +456,25 @@ impl AcmeClient {
                     wait,
                 });
             }
-            let until = Instant::now() + wait;
-            while Instant::now() < until {
-                if self.stop.load(Ordering::Relaxed) {
-                    return Err(failure.error);
-                }
-                std::thread::sleep(
-                    until
-                        .saturating_duration_since(Instant::now())
-                        .min(STOP_CHECK),
-                );
+            if !self.sleep_until(Instant::now() + wait) {
+                return Err(failure.error);
             }
         }
+    }
+
+    /// Sleeps until `until`; false when the run gave up meanwhile.
+    fn sleep_until(&self, until: Instant) -> bool {
+        while Instant::now() < until {
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            std::thread::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(STOP_CHECK),
+            );
+        }
+        true
     }
 
     /// A switch that, once set (from any thread), ends the request under way at its next
@@ -345,7 +493,11 @@ impl AcmeClient {
         let request = match (method, post) {
             (Method::Post, Some(post)) => {
                 // The nonce request has retried on its own, up to the same deadline.
-                let nonce = match self.nonce.take() {
+                let pooled = || {
+                    let mut pool = self.shared.nonces.lock().unwrap_or_else(|e| e.into_inner());
+                    pool.pop()
+                };
+                let nonce = match self.nonce.take().or_else(pooled) {
                     Some(nonce) => nonce,
                     None => self.new_nonce().map_err(Failure::never)?,
                 };
@@ -376,7 +528,9 @@ impl AcmeClient {
         url: &str,
         until: Instant,
     ) -> Result<(Response, Option<String>), Failure> {
+        let _slot = self.shared.slot();
         self.requests += 1;
+        self.shared.requests.fetch_add(1, Ordering::Relaxed);
         let response = request.send().map_err(|e| Failure {
             retry: retryable(&e),
             error: transport(url, &e),
@@ -388,8 +542,13 @@ impl AcmeClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        if let Some(nonce) = header("Replay-Nonce").filter(|n| is_base64url(n)) {
-            self.nonce = Some(nonce);
+        if let Some(nonce) = header("Replay-Nonce").filter(|n| is_base64url(n))
+            && let Some(old) = self.nonce.replace(nonce)
+        {
+            let mut pool = self.shared.nonces.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < NONCES_KEPT {
+                pool.push(old);
+            }
         }
         let content_type = header("Content-Type");
         let mut out = Response {
@@ -414,6 +573,18 @@ impl AcmeClient {
             }),
         })?;
         Ok((out, content_type))
+    }
+}
+
+impl Drop for AcmeClient {
+    /// A nonce not used is left for the other workers.
+    fn drop(&mut self) {
+        if let Some(nonce) = self.nonce.take() {
+            let mut pool = self.shared.nonces.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < NONCES_KEPT {
+                pool.push(nonce);
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::Outcome;
 use crate::cli::{AccountAction, AccountArgs, GlobalArgs};
 use crate::output::Output;
-use crate::settings::{self, ConfigFile};
+use crate::settings::{self, ConfigFile, ServerConfig};
 use crate::store::Store;
 use crate::{Error, account, secrets};
 
@@ -16,48 +16,46 @@ pub fn run(
     config: &ConfigFile,
     out: &Output,
 ) -> Result<Outcome, Error> {
-    let store = Store::new(settings::state_dir(global)?);
-    let server = args
-        .server
-        .clone()
-        .or_else(|| config.server.url.clone())
-        .ok_or_else(|| {
-            Error::Usage(
-                "no ACME server: give --server URL, set SMIME_ACME_SERVER, or url in [server]"
-                    .into(),
-            )
-        })?;
-    let ca_bundle = args
-        .ca_bundle
-        .clone()
-        .or_else(|| config.server.ca_bundle.clone());
-    let mut acme = super::connect(&server, ca_bundle.as_ref())?;
-    let loaded = || account::load(&store, &server)?.ok_or_else(|| account::no_account(&server));
-
-    let (what, key, url, object) = match &args.action {
+    let store = Store::new(settings::state_dir(global.state_dir.as_deref())?);
+    let flags = match &args.action {
         AccountAction::Register {
-            contact,
             eab_kid,
             eab_hmac_key_file,
             agree_tos,
-        } => {
+            ..
+        } => ServerConfig {
+            eab_kid: eab_kid.clone(),
+            eab_hmac_key_file: eab_hmac_key_file.clone(),
+            agree_tos: agree_tos.then_some(true),
+            ..ServerConfig::default()
+        },
+        _ => ServerConfig::default(),
+    };
+    let flags = ServerConfig {
+        url: args.server.clone(),
+        ca_bundle: args.ca_bundle.clone(),
+        ..flags
+    };
+    let ca = settings::ca(&[&flags, &config.server])?;
+    let (server, ca_bundle) = (ca.server.clone(), ca.ca_bundle.clone());
+    let mut acme = super::connect(&server, ca_bundle.as_ref())?;
+    let reporter = crate::issuance::engine::Reporter {
+        events: out,
+        email: "",
+    };
+    let loaded = || account::load(&store, &server)?.ok_or_else(|| account::no_account(&server));
+
+    let (what, key, url, object) = match &args.action {
+        AccountAction::Register { contact, .. } => {
             if let Some((_, url)) = account::load(&store, &server)? {
                 return Err(account::already_kept(&server, &url));
             }
-            let registration = account::Registration {
-                contacts: contact.clone(),
-                agree_tos: *agree_tos || config.server.agree_tos.unwrap_or(false),
-                eab: match (eab_kid, eab_hmac_key_file) {
-                    (Some(kid), Some(file)) => Some((kid.clone(), file.clone())),
-                    _ => match (&config.server.eab_kid, &config.server.eab_hmac_key_file) {
-                        (Some(kid), Some(file)) => Some((kid.clone(), file.clone())),
-                        _ => None,
-                    },
-                },
-            };
-            let (key, url, object) =
-                account::register(&mut acme, &store, &server, &registration, out)?;
-            ("registered", key, url, object)
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+            drop(acme);
+            let opened = super::Ca::open(&ca, contact.clone(), &store, out, deadline, 1)?;
+            acme = opened.client;
+            let object = account::fetch(&mut acme, &opened.account.key, &opened.account.url)?;
+            ("registered", opened.account.key, opened.account.url, object)
         }
         AccountAction::Show => {
             let (key, url) = loaded()?;
@@ -74,7 +72,7 @@ pub fn run(
             ("updated", key, url, object)
         }
         AccountAction::Rollover => {
-            let (key, url) = account::rollover(&mut acme, &store, &server, out)?;
+            let (key, url) = account::rollover(&mut acme, &store, &server, reporter)?;
             let object = account::fetch(&mut acme, &key, &url)?;
             ("rolled over to a new key", key, url, object)
         }

@@ -16,7 +16,7 @@ use crate::store::{self, Store};
 use crate::{Error, certificate, secrets};
 
 pub fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> Result<Outcome, Error> {
-    let store = Store::new(settings::state_dir(global)?);
+    let store = Store::new(settings::state_dir(global.state_dir.as_deref())?);
     let email = args.email.trim();
     let current = Held::current(&store, email)?;
     let dirs: Vec<PathBuf> = if args.all_keys {

@@ -52,7 +52,7 @@ fn describe(held: &Held, now: i64) -> (Value, Option<renewal::Reason>) {
 }
 
 pub fn list(global: &GlobalArgs, out: &Output) -> Result<Outcome, Error> {
-    let store = Store::new(settings::state_dir(global)?);
+    let store = Store::new(settings::state_dir(global.state_dir.as_deref())?);
     let now = clock::now();
     let mut outcome = Outcome::default();
     let mut rows = Vec::new();
@@ -114,7 +114,7 @@ pub fn list(global: &GlobalArgs, out: &Output) -> Result<Outcome, Error> {
 }
 
 pub fn show(global: &GlobalArgs, email: &str) -> Result<Outcome, Error> {
-    let store = Store::new(settings::state_dir(global)?);
+    let store = Store::new(settings::state_dir(global.state_dir.as_deref())?);
     let email = email.trim();
     let now = clock::now();
     let held = Held::current(&store, email)?;

@@ -3,17 +3,24 @@
 
 pub mod account;
 pub mod export;
+pub mod fleet;
 pub mod list;
 pub mod obtain;
+pub mod provision;
 pub mod renew;
 pub mod revoke;
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::Error;
 use crate::acme::client::AcmeClient;
+use crate::challenge::response;
+use crate::issuance::engine::{Account, Credentials, Events, Reporter};
+use crate::settings::{CaSettings, ObtainSettings, PasswordSource};
+use crate::store::Store;
+use crate::{Error, secrets};
 
 /// What a command did: words for people, JSON for scripts, and the exit status.
 #[derive(Debug, Default)]
@@ -36,6 +43,89 @@ impl Outcome {
             exit: crate::exit::OK,
         }
     }
+}
+
+/// The secrets of one job: the mail password (asked on a terminal when that is its source) and
+/// the PKCS#12 password (asked too when `ask_p12`).
+pub fn credentials(settings: &ObtainSettings, ask_p12: bool) -> Result<Credentials, Error> {
+    let user = match &settings.master {
+        Some(master) => master.user.as_str(),
+        None => settings.imap_user.as_str(),
+    };
+    Ok(Credentials {
+        mail_password: secrets::mail_password(&settings.password, user)?,
+        p12_password: secrets::p12_password(settings.p12_password_file.as_deref(), ask_p12)?,
+    })
+}
+
+/// A CA and the account kept for it: its client, from which every worker takes its own.
+#[derive(Debug)]
+pub struct Ca {
+    pub client: AcmeClient,
+    pub account: Account,
+}
+
+impl Ca {
+    /// Connects (at most `in_flight` requests at once, for all workers) and loads the account,
+    /// registering one with `contacts` when none is kept. The terms question is asked here, on
+    /// a terminal, when the CA has terms and they were not agreed to with --agree-tos.
+    pub fn open(
+        ca: &CaSettings,
+        contacts: Vec<String>,
+        store: &Store,
+        events: &dyn Events,
+        deadline: Instant,
+        in_flight: usize,
+    ) -> Result<Ca, Error> {
+        let roots = match &ca.ca_bundle {
+            Some(path) => crate::tls::load_bundle(path)?,
+            None => Vec::new(),
+        };
+        let tls = crate::tls::client_config(&roots);
+        let mut client = AcmeClient::connect_shared(&ca.server, tls, deadline, in_flight)?;
+        let out = Reporter { events, email: "" };
+        let (key, url) = match crate::account::load(store, &ca.server)? {
+            Some(account) => account,
+            None => {
+                let mut agree_tos = ca.agree_tos;
+                if let Some(terms) = &client.directory.meta.terms_of_service
+                    && !agree_tos
+                {
+                    let question =
+                        format!("Do you agree to the CA's terms of service at {terms}?");
+                    agree_tos = secrets::ask_yes(&question) == Some(true);
+                }
+                let eab = match &ca.eab {
+                    Some((kid, file)) => {
+                        let text = secrets::from_file("external account binding key", file)?;
+                        let mac = response::decode_lenient(text.trim()).ok_or_else(|| {
+                            Error::Usage(format!(
+                                "{} does not hold a base64url MAC key",
+                                file.display()
+                            ))
+                        })?;
+                        Some((kid.clone(), mac))
+                    }
+                    None => None,
+                };
+                let registration = crate::account::Registration {
+                    contacts,
+                    agree_tos,
+                    eab,
+                };
+                crate::account::load_or_register(&mut client, store, &ca.server, &registration, out)?
+            }
+        };
+        Ok(Ca {
+            client,
+            account: Account { key, url },
+        })
+    }
+}
+
+/// Whether the mail password would be asked on a terminal.
+pub fn asks_password(settings: &ObtainSettings) -> bool {
+    settings.password == PasswordSource::Prompt
 }
 
 /// Connects to the CA at `server`, trusting the system roots and those in `ca_bundle`.

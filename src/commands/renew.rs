@@ -8,13 +8,15 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
+use super::fleet::{self, CaPool, Progress};
 use super::{Held, Outcome, RenewalInfo};
 use crate::acme::client::AcmeClient;
-use crate::cli::{GlobalArgs, ObtainArgs, RenewArgs};
+use crate::cli::{GlobalArgs, RenewArgs};
 use crate::clock;
+use crate::issuance::engine::{self, Events, Issued, Job};
 use crate::output::Output;
 use crate::renewal::{self, Decision, Window};
-use crate::settings::{self, ConfigFile};
+use crate::settings::{self, ConfigFile, Request, ServerConfig};
 use crate::store::{self, Store};
 use crate::{Error, exit};
 
@@ -38,7 +40,7 @@ pub fn run(
     config: &ConfigFile,
     out: &Output,
 ) -> Result<Outcome, Error> {
-    let store = Store::new(settings::state_dir(global)?);
+    let store = Store::new(settings::state_dir(global.state_dir.as_deref())?);
     let emails = if args.emails.is_empty() {
         let mut emails = Vec::new();
         for name in store.mailboxes()? {
@@ -56,13 +58,30 @@ pub fn run(
         );
         return Ok(outcome);
     }
+    let jobs = usize::from(args.jobs.max(1));
+    let progress = Progress::new(out, emails.len(), "certificates", jobs > 1);
+    // One mailbox at a time keeps the single spinner; several get the fleet's display.
+    let events: &dyn Events = if jobs > 1 { &progress } else { out };
+    let pool = CaPool::new(&store, events, 16, std::time::Duration::from_secs(300));
+    let mut failed = 0;
+    let results = fleet::run(
+        &emails,
+        jobs,
+        |email| renew_one(global, args, config, &store, email, &pool, events, out),
+        |email, result| {
+            if let Err(error) = result {
+                failed += 1;
+                progress.line(&format!("{email}: {error}"));
+            }
+            progress.finished(email, failed);
+        },
+    );
+    progress.end();
     let mut codes = Vec::new();
-    for email in &emails {
-        let report = match renew_one(global, args, config, &store, email, out) {
+    for (email, result) in emails.iter().zip(results) {
+        let report = match result {
             Ok(report) => report,
             Err(error) => {
-                let message = format!("{email}: {error}");
-                out.item_error(&message);
                 codes.push(error.exit_code());
                 Report {
                     line: format!("{email}: failed: {error}"),
@@ -90,19 +109,22 @@ pub fn run(
     Ok(outcome)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn renew_one(
     global: &GlobalArgs,
     args: &RenewArgs,
     config: &ConfigFile,
     store: &Store,
     email: &str,
+    pool: &CaPool<'_>,
+    events: &dyn Events,
     out: &Output,
 ) -> Result<Report, Error> {
     Held::current(store, email)?;
     // The decision is made under the lock: a run that waited sees what the other one did.
     let _lock = match args.dry_run {
         true => None,
-        false => Some(store.lock_wait(email, settings::wait_lock(global)?)?),
+        false => Some(store.lock_wait(email, settings::wait_lock(global.wait_lock.as_deref())?)?),
     };
     let held = Held::current(store, email)?;
     let kept: ConfigFile = store::read_json(&store.settings_file(email))?.ok_or_else(|| {
@@ -110,12 +132,15 @@ fn renew_one(
             "no settings kept for {email}: run smime-acme obtain {email} once more"
         ))
     })?;
-    let obtain_args = ObtainArgs {
+    let top = Request {
         email: email.to_owned(),
-        timeout: args.timeout.clone(),
-        ..ObtainArgs::default()
+        server: ServerConfig {
+            timeout: args.timeout.clone(),
+            ..ServerConfig::default()
+        },
+        ..Request::default()
     };
-    let mut settings = settings::for_renewal(global, &obtain_args, config, &kept)?;
+    let mut settings = settings::for_renewal(&global.common(), &top, config, &kept)?;
     let options = renewal::Options {
         days: args.days,
         force: args.force,
@@ -177,16 +202,13 @@ fn renew_one(
         });
     }
     out.info(&format!("{email}: renewing ({})", reason.describe()));
-    let mut renewal = super::obtain::Renewal {
-        replaces: held.info.ari_id.clone(),
-        key: None,
-        acme,
-    };
+    drop(acme);
+    let mut reuse_key = None;
     if args.reuse_key {
         let pem = store::read_optional(&held.dir.join("key.pem"), 64 * 1024)?.ok_or_else(|| {
             Error::Usage(format!("{} has no key.pem to reuse", held.dir.display()))
         })?;
-        renewal.key = Some(crate::bundle::pem_private_key_der(&pem).ok_or_else(|| {
+        reuse_key = Some(crate::bundle::pem_private_key_der(&pem).ok_or_else(|| {
             Error::Internal(format!(
                 "{} is not a PEM key",
                 held.dir.join("key.pem").display()
@@ -194,20 +216,29 @@ fn renew_one(
         })?);
         settings.key_type = held.info.key_type.parse().map_err(Error::Usage)?;
     }
-    let issued = super::obtain::issue(&settings, store, Some(renewal), out)?;
+    let credentials = super::credentials(&settings, false)?;
+    let ca = pool.get(&settings.ca(), vec![email.to_owned()])?;
+    let job = Job {
+        settings: &settings,
+        account: &ca.account,
+        replaces: held.info.ari_id.clone(),
+        reuse_key,
+    };
+    let issued = engine::issue(&job, &credentials, &mut ca.client.worker(), store, events)?;
+    let (_, issued_json) = super::obtain::describe(&issued);
     let mut json = with(
-        issued.json.into_iter().next().unwrap_or_default(),
+        issued_json,
         json!({"status": "renewed", "reason": reason.name(), "replaced_serial": serial}),
     );
     let mut line = format!(
         "{email}: renewed ({}): serial {}, valid to {}, in {}",
         reason.describe(),
-        json["serial"].as_str().unwrap_or(""),
-        json["not_after"].as_str().unwrap_or(""),
-        json["folder"].as_str().unwrap_or("")
+        issued.info.serial,
+        issued.info.not_after_rfc3339(),
+        issued.folder.display()
     );
     if let Some(hook) = &args.deploy_hook
-        && let Err(reason) = deploy(hook, email, &json)
+        && let Err(reason) = deploy(hook, &issued)
     {
         out.item_error(&format!("{email}: the deploy hook failed: {reason}"));
         line.push_str(&format!("; the deploy hook failed: {reason}"));
@@ -292,9 +323,8 @@ fn renewal_window(
 
 /// Runs the deploy hook with the new certificate's paths in its environment. Its output goes
 /// to stderr, so that stdout stays JSON with --json.
-fn deploy(hook: &str, email: &str, issued: &Value) -> Result<(), String> {
-    let files = &issued["files"];
-    let path = |name: &str| files[name].as_str().unwrap_or("").to_owned();
+fn deploy(hook: &str, issued: &Issued) -> Result<(), String> {
+    let files = &issued.files;
     let stderr = std::io::stderr()
         .as_fd()
         .try_clone_to_owned()
@@ -302,13 +332,13 @@ fn deploy(hook: &str, email: &str, issued: &Value) -> Result<(), String> {
     let status = crate::secrets::without_secrets(&mut Command::new("sh"))
         .arg("-c")
         .arg(hook)
-        .env("SMIME_ACME_EMAIL", email)
-        .env("SMIME_ACME_FOLDER", issued["folder"].as_str().unwrap_or(""))
-        .env("SMIME_ACME_P12", path("p12"))
-        .env("SMIME_ACME_KEY", path("key"))
-        .env("SMIME_ACME_CERT", path("certificate"))
-        .env("SMIME_ACME_CHAIN", path("chain"))
-        .env("SMIME_ACME_FULLCHAIN", path("fullchain"))
+        .env("SMIME_ACME_EMAIL", &issued.email)
+        .env("SMIME_ACME_FOLDER", &issued.folder)
+        .env("SMIME_ACME_P12", &files.p12)
+        .env("SMIME_ACME_KEY", &files.key)
+        .env("SMIME_ACME_CERT", &files.certificate)
+        .env("SMIME_ACME_CHAIN", &files.chain)
+        .env("SMIME_ACME_FULLCHAIN", &files.fullchain)
         .stdin(Stdio::null())
         .stdout(Stdio::from(stderr))
         .status()

@@ -2,8 +2,6 @@
 //! key or by the certificate's own key, with a reason only when one is given (the S/MIME BR
 //! forbid "unspecified"); then the certificate is marked revoked in the state folder.
 
-use std::path::PathBuf;
-
 use serde_json::json;
 
 use super::{Held, Outcome};
@@ -12,7 +10,7 @@ use crate::acme::jws::{self, CertKey, KeyRef};
 use crate::acme::types::RevocationReason;
 use crate::cli::{GlobalArgs, RevokeArgs};
 use crate::output::Output;
-use crate::settings::{self, ConfigFile};
+use crate::settings::{self, ConfigFile, ServerConfig};
 use crate::store::{self, Store};
 use crate::{Error, account, bundle, certificate, clock};
 
@@ -22,7 +20,7 @@ pub fn run(
     config: &ConfigFile,
     out: &Output,
 ) -> Result<Outcome, Error> {
-    let store = Store::new(settings::state_dir(global)?);
+    let store = Store::new(settings::state_dir(global.state_dir.as_deref())?);
     // The certificate, and its folder when the state folder holds it.
     let (der, held) = match (&args.email, &args.cert) {
         (Some(email), _) => {
@@ -43,7 +41,7 @@ pub fn run(
     let info = certificate::describe(&der).map_err(|e| Error::Usage(e.to_string()))?;
     let email = held.as_ref().map(Held::email);
     let _lock = match &email {
-        Some(email) => Some(store.lock_wait(email, settings::wait_lock(global)?)?),
+        Some(email) => Some(store.lock_wait(email, settings::wait_lock(global.wait_lock.as_deref())?)?),
         None => None,
     };
     // Where it was issued: the flag, else the kept settings, else the configuration file.
@@ -51,18 +49,14 @@ pub fn run(
         Some(email) => store::read_json(&store.settings_file(email))?,
         None => None,
     };
-    let kept_server = kept.as_ref().map(|k| k.server.clone()).unwrap_or_default();
-    let server = args
-        .server
-        .clone()
-        .or(kept_server.url)
-        .or_else(|| config.server.url.clone())
-        .ok_or_else(|| Error::Usage("no ACME server: give --server URL".into()))?;
-    let ca_bundle: Option<PathBuf> = args
-        .ca_bundle
-        .clone()
-        .or(kept_server.ca_bundle)
-        .or_else(|| config.server.ca_bundle.clone());
+    let kept_server = kept.map(|k| k.server).unwrap_or_default();
+    let flags = ServerConfig {
+        url: args.server.clone(),
+        ca_bundle: args.ca_bundle.clone(),
+        ..ServerConfig::default()
+    };
+    let ca = settings::ca(&[&flags, &kept_server, &config.server])?;
+    let (server, ca_bundle) = (ca.server, ca.ca_bundle);
 
     let mut acme = super::connect(&server, ca_bundle.as_ref())?;
     let url = acme

@@ -12,10 +12,9 @@ use super::{Pending, dated_for_order};
 use crate::Error;
 use crate::challenge::authenticity::{AuthFailure, ChallengeAuth};
 use crate::challenge::mail::{self, ChallengeMail, Expected, Rejection};
-use crate::mail::MailError;
+use crate::mail::{Login, MailError};
 use crate::mail::dkim::Verifier;
 use crate::mail::imap::{Mailbox, Mark};
-use crate::output::Output;
 
 /// How long the DKIM keys of one mail may take to fetch at first; a mail whose lookups ran out
 /// is judged again later with twice the time, after twice the wait, so that a mail naming DNS
@@ -93,7 +92,7 @@ impl<'c> Watcher<'c> {
         &mut self,
         mailbox: &mut Mailbox,
         pending: &Pending,
-        password: &str,
+        login: Login<'_>,
         tls: &Arc<rustls::ClientConfig>,
     ) -> Result<Vec<Found>, Error> {
         let ctx = self.ctx;
@@ -107,7 +106,7 @@ impl<'c> Watcher<'c> {
                 Ok(batch) => batch,
                 Err(e) => {
                     ctx.out.warn(&format!("IMAP: {e}; reconnecting"));
-                    *mailbox = reconnect(ctx, tls, password)?;
+                    *mailbox = reconnect(ctx, tls, login)?;
                     continue;
                 }
             };
@@ -155,7 +154,7 @@ impl<'c> Watcher<'c> {
                                 uid_next: uid,
                             },
                         );
-                        *mailbox = reconnect(ctx, tls, password)?;
+                        *mailbox = reconnect(ctx, tls, login)?;
                         break;
                     }
                 };
@@ -250,7 +249,7 @@ impl<'c> Watcher<'c> {
     }
 }
 
-fn ignored(out: &Output, uid: u32, folder: &str, subject: &str, reason: &Rejection) {
+fn ignored(out: super::engine::Reporter<'_>, uid: u32, folder: &str, subject: &str, reason: &Rejection) {
     out.info(&format!(
         "ignored mail {uid} in {folder} ({subject:?}): {reason}"
     ));
@@ -259,17 +258,16 @@ fn ignored(out: &Output, uid: u32, folder: &str, subject: &str, reason: &Rejecti
 pub fn reconnect(
     ctx: &Ctx<'_>,
     tls: &Arc<rustls::ClientConfig>,
-    password: &str,
+    login: Login<'_>,
 ) -> Result<Mailbox, Error> {
     let s = ctx.settings;
     let mut delay = Duration::from_secs(1);
     loop {
-        match Mailbox::open(
+        match Mailbox::open_as(
             &s.imap,
             s.imap_security,
             Arc::clone(tls),
-            &s.imap_user,
-            password,
+            login,
             Some(ctx.deadline),
         ) {
             Ok(mailbox) => return Ok(mailbox),

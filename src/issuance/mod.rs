@@ -4,6 +4,7 @@
 //! record and continues; it never answers a challenge mail twice. The mail-watching driver that
 //! acts on these decisions is `watch`.
 
+pub mod engine;
 mod inbox;
 pub mod watch;
 
@@ -53,6 +54,9 @@ pub struct Pending {
     pub validated: bool,
     /// The certificate key, written before finalize.
     pub key_file: Option<PathBuf>,
+    /// The order is valid: its certificate is to be downloaded from here.
+    #[serde(default)]
+    pub certificate_url: Option<String>,
 }
 
 /// One challenge mail and the reply to it.
@@ -103,24 +107,36 @@ impl Answer {
 /// What the driver does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// Note where new mail starts, then order.
+    Order,
     /// Fetch the authorization and note the challenge.
     FetchAuthorization,
     /// Watch the mailbox, answer challenge mails, tell the CA, until the authorization is
     /// valid.
     Validate,
-    /// Make the key, finalize and download.
+    /// Make the certificate key (or take the one to certify again) and save it.
+    Key,
+    /// Send the CSR and wait until the order is valid.
     Finalize,
+    /// Download the chain, check it and save the bundle.
+    Download,
 }
 
 impl Pending {
     /// The next step.
     pub fn next_step(&self) -> Step {
-        if self.challenge_url.is_none() {
+        if self.order_url.is_empty() {
+            Step::Order
+        } else if self.challenge_url.is_none() {
             Step::FetchAuthorization
         } else if !self.validated {
             Step::Validate
-        } else {
+        } else if self.key_file.is_none() {
+            Step::Key
+        } else if self.certificate_url.is_none() {
             Step::Finalize
+        } else {
+            Step::Download
         }
     }
 
@@ -195,6 +211,8 @@ mod tests {
     #[test]
     fn steps_follow_what_was_saved() {
         let mut p = Pending::default();
+        assert_eq!(p.next_step(), Step::Order);
+        p.order_url = "https://ca/order/1".into();
         assert_eq!(p.next_step(), Step::FetchAuthorization);
         p.challenge_url = Some("https://ca/chall/1".into());
         assert_eq!(p.next_step(), Step::Validate);
@@ -204,7 +222,11 @@ mod tests {
         p.answers.push(answer("m1@ca.test", ReplyState::Sent));
         assert_eq!(p.next_step(), Step::Validate);
         p.validated = true;
+        assert_eq!(p.next_step(), Step::Key);
+        p.key_file = Some("pending/a.key.pem".into());
         assert_eq!(p.next_step(), Step::Finalize);
+        p.certificate_url = Some("https://ca/cert/1".into());
+        assert_eq!(p.next_step(), Step::Download);
     }
 
     #[test]

@@ -21,9 +21,9 @@ use crate::acme::jws::{self, AccountKey, KeyRef, Signer};
 use crate::acme::types::{Authorization, Challenge, Status};
 use crate::challenge::mail;
 use crate::challenge::response::{self, Reply};
+use crate::mail::Login;
 use crate::mail::imap::Mailbox;
 use crate::mail::smtp::{SendError, Sender};
-use crate::output::Output;
 use crate::settings::{ChallengeTiming, ObtainSettings};
 use crate::store::{self, Store};
 
@@ -43,7 +43,7 @@ const ANSWERED_KEPT: usize = 200;
 #[derive(Debug)]
 pub struct Ctx<'a> {
     pub settings: &'a ObtainSettings,
-    pub out: &'a Output,
+    pub out: super::engine::Reporter<'a>,
     pub key: &'a AccountKey,
     pub store: &'a Store,
     pub pending_path: &'a Path,
@@ -80,7 +80,7 @@ impl Ctx<'_> {
 pub struct MailSide<'a, 's> {
     pub mailbox: &'a mut Mailbox,
     pub sender: &'a mut Sender<'s>,
-    pub password: &'a str,
+    pub login: Login<'a>,
     pub tls: &'a Arc<rustls::ClientConfig>,
 }
 
@@ -103,7 +103,7 @@ pub fn validate(
     let MailSide {
         mailbox,
         sender,
-        password,
+        login,
         tls,
     } = mail;
     let settings = ctx.settings;
@@ -142,7 +142,7 @@ pub fn validate(
             let found = if post_first_due {
                 Vec::new()
             } else {
-                watcher.look(mailbox, pending, password, tls)?
+                watcher.look(mailbox, pending, login, tls)?
             };
             for found in found {
                 let id = &found.accepted.message_id;
@@ -301,7 +301,7 @@ pub fn validate(
             }
             if let Err(e) = mailbox.wait("INBOX", slice) {
                 ctx.out.warn(&format!("IMAP: {e}; reconnecting"));
-                *mailbox = reconnect(ctx, tls, password)?;
+                *mailbox = reconnect(ctx, tls, login)?;
             }
         })();
         if result.is_err() {
@@ -345,7 +345,7 @@ fn post_challenge(
 }
 
 /// A delay that grows while something keeps failing (or pending), and a due time.
-struct Backoff {
+pub(crate) struct Backoff {
     first: Duration,
     max: Duration,
     delay: Duration,
@@ -353,7 +353,7 @@ struct Backoff {
 }
 
 impl Backoff {
-    fn new(first: Duration, max: Duration) -> Backoff {
+    pub(crate) fn new(first: Duration, max: Duration) -> Backoff {
         Backoff {
             first,
             max,
@@ -362,26 +362,26 @@ impl Backoff {
         }
     }
 
-    fn due(&self) -> bool {
+    pub(crate) fn due(&self) -> bool {
         Instant::now() >= self.at
     }
 
-    fn left(&self) -> Duration {
+    pub(crate) fn left(&self) -> Duration {
         self.at.saturating_duration_since(Instant::now())
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.delay = self.first;
         self.at = Instant::now();
     }
 
-    fn wait_longer(&mut self) {
+    pub(crate) fn wait_longer(&mut self) {
         self.at = Instant::now() + self.delay;
         self.delay = (self.delay * 2).min(self.max);
     }
 
     /// Waits the next delay, or what the server asks for (at least a second).
-    fn wait_at_least(&mut self, asked: Option<Duration>) {
+    pub(crate) fn wait_at_least(&mut self, asked: Option<Duration>) {
         let wait = asked.map_or(self.delay, |d| d.max(Duration::from_secs(1)));
         self.at = Instant::now() + wait;
         self.delay = (self.delay * 2).min(self.max);

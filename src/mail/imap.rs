@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use imap::extensions::idle::{SetReadTimeout, WaitOutcome};
 use rustls::pki_types::ServerName;
 
-use super::{MailError, Security, Server};
+use super::{Login, MailError, Security, Server};
 use crate::challenge::mail::MAX_MAIL_BYTES;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -279,14 +279,37 @@ impl Mailbox {
         password: &str,
         limit: Option<Instant>,
     ) -> Result<Mailbox, MailError> {
+        let login = Login {
+            user,
+            password,
+            master: None,
+        };
+        Mailbox::open_as(server, security, tls, login, limit)
+    }
+
+    /// [`Mailbox::open`] with any form of login: the user's own, or an administrator's on the
+    /// user's behalf (SASL PLAIN with an authorization identity, or `user*admin`).
+    pub fn open_as(
+        server: &Server,
+        security: Security,
+        tls: Arc<rustls::ClientConfig>,
+        login: Login<'_>,
+        limit: Option<Instant>,
+    ) -> Result<Mailbox, MailError> {
         let client = connect_until(server, security, tls, limit)?;
-        let mut session = client
-            .login(user, password)
-            .map_err(|(e, _)| MailError::Login {
-                server: server.to_string(),
-                user: user.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let refused = |e: imap::Error| MailError::Login {
+            server: server.to_string(),
+            user: login.describe(),
+            reason: e.to_string(),
+        };
+        let mut session = match login.plain_with_authzid() {
+            Some(message) => client
+                .authenticate("PLAIN", &Plain(message))
+                .map_err(|(e, _)| refused(e))?,
+            None => client
+                .login(login.login_name(), login.password)
+                .map_err(|(e, _)| refused(e))?,
+        };
         let idle = session
             .capabilities()
             .map(|c| c.has_str("IDLE"))
@@ -442,5 +465,16 @@ impl Mailbox {
 
     pub fn logout(mut self) {
         let _ = self.session.logout();
+    }
+}
+
+/// The SASL PLAIN response, sent whole to the server's first (empty) challenge.
+struct Plain(Vec<u8>);
+
+impl imap::Authenticator for Plain {
+    type Response = Vec<u8>;
+
+    fn process(&self, _challenge: &[u8]) -> Vec<u8> {
+        self.0.clone()
     }
 }

@@ -25,6 +25,64 @@ named_values!(Security, "security", {
     Plain => "plain",
 });
 
+/// An administrator who logs in on behalf of mailbox users (a Dovecot master user, a Cyrus or
+/// Stalwart admin), so that no user's own password is needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Master {
+    /// The administrator's login name.
+    pub user: String,
+    /// When set, the login name is `USER<separator>ADMIN` with the administrator's password
+    /// (Dovecot's `auth_master_user_separator`); otherwise SASL PLAIN carries the user as the
+    /// authorization identity and the administrator as the authentication identity (RFC 4616).
+    pub separator: Option<String>,
+}
+
+/// How to log in to a mail server: as `user` with its password, or as an administrator on
+/// `user`'s behalf with the administrator's password. Its `Debug` leaves out the password.
+#[derive(Clone, Copy)]
+pub struct Login<'a> {
+    pub user: &'a str,
+    pub password: &'a str,
+    pub master: Option<&'a Master>,
+}
+
+impl Login<'_> {
+    /// What the server is told in a plain LOGIN / AUTH (the separator form joins the names).
+    pub fn login_name(&self) -> String {
+        match self.master {
+            Some(Master {
+                user: admin,
+                separator: Some(sep),
+            }) => format!("{}{sep}{admin}", self.user),
+            _ => self.user.to_owned(),
+        }
+    }
+
+    /// The SASL PLAIN message (RFC 4616) when an administrator logs in with an authorization
+    /// identity; None for the other forms.
+    pub fn plain_with_authzid(&self) -> Option<Vec<u8>> {
+        let master = self.master.filter(|m| m.separator.is_none())?;
+        Some([self.user, master.user.as_str(), self.password].join("\0").into_bytes())
+    }
+
+    /// Who is logging in, for messages: `user` or `user (as admin)`.
+    pub fn describe(&self) -> String {
+        match self.master {
+            Some(master) => format!("{} (through {})", self.user, master.user),
+            None => self.user.to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for Login<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .field("master", &self.master)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Errors talking to the mail servers.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {

@@ -20,6 +20,8 @@ pub struct Submission<'a> {
     pub security: Security,
     pub user: &'a str,
     pub password: &'a str,
+    /// Log in as this administrator on `user`'s behalf, with its password.
+    pub master: Option<&'a super::Master>,
     /// Roots to trust beyond the system's (`--ca-bundle`).
     pub extra_roots: &'a [CertificateDer<'static>],
 }
@@ -30,6 +32,7 @@ impl std::fmt::Debug for Submission<'_> {
             .field("server", &self.server)
             .field("security", &self.security)
             .field("user", &self.user)
+            .field("master", &self.master)
             .field("password", &"<redacted>")
             .finish_non_exhaustive()
     }
@@ -255,22 +258,49 @@ fn open(
             .starttls(&params, &helo)
             .map_err(|e| connect_err(error_chain(&e)))?;
     }
-    let credentials = Credentials::new(submission.user.to_owned(), submission.password.to_owned());
-    connection
-        .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
-        .map_err(|e| {
-            // 454 and other 4xx: the server cannot check the password now; try again later.
-            if e.is_transient() {
-                connect_err(error_chain(&e))
-            } else {
-                MailError::Login {
-                    server: server.clone(),
-                    user: submission.user.to_owned(),
-                    reason: error_chain(&e),
-                }
+    let login = super::Login {
+        user: submission.user,
+        password: submission.password,
+        master: submission.master,
+    };
+    let refused = |e: lettre::transport::smtp::Error| {
+        // 454 and other 4xx: the server cannot check the password now; try again later.
+        if e.is_transient() {
+            connect_err(error_chain(&e))
+        } else {
+            MailError::Login {
+                server: server.clone(),
+                user: login.describe(),
+                reason: error_chain(&e),
             }
-        })?;
+        }
+    };
+    match login.plain_with_authzid() {
+        Some(message) => {
+            connection
+                .command(AuthPlain(message))
+                .map_err(refused)?;
+        }
+        None => {
+            let credentials = Credentials::new(login.login_name(), submission.password.to_owned());
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+                .map_err(refused)?;
+        }
+    }
     Ok(connection)
+}
+
+/// `AUTH PLAIN` with the whole response on the command line (RFC 4954), for a message that
+/// carries an authorization identity (lettre's own PLAIN leaves it empty).
+struct AuthPlain(Vec<u8>);
+
+impl std::fmt::Display for AuthPlain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&self.0);
+        write!(f, "AUTH PLAIN {encoded}\r\n")
+    }
 }
 
 /// A server's 4xx means "not now": nothing was accepted. A 5xx is final. A connection lost
