@@ -939,71 +939,12 @@ pub fn pem_private_key_der(pem: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::keys::{self, KeyType};
-    use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-        IsCa, Issuer, KeyUsagePurpose, SanType,
-    };
+    use crate::testing::{EMAIL, Fixture, TempDir, fixtures, p, run, text};
     use std::ffi::OsStr;
-    use std::path::{Path, PathBuf};
-    use std::process::{Command, Output};
-    use std::sync::OnceLock;
 
-    const EMAIL: &str = "alice@example.test";
     const PASSWORD: &str = "correct horse battery staple";
-    const INTERMEDIATE_CN: &str = "Example Test Intermediate CA";
+    /// The friendlyName of the fixtures' leaves.
     const NAME: &str = "alice@example.test (Example Test Intermediate CA, 2030-06-30)";
-    const KEY_TYPES: [KeyType; 3] = [KeyType::Rsa2048, KeyType::P256, KeyType::Ed25519];
-
-    /// A leaf key and its chain (leaf, intermediate); the root stays out of the bundle.
-    struct Fixture {
-        key_type: KeyType,
-        key: Vec<u8>,
-        chain: Vec<Vec<u8>>,
-    }
-
-    fn ca_params(cn: &str) -> CertificateParams {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params
-    }
-
-    fn make_fixture(key_type: KeyType) -> Fixture {
-        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let root = Issuer::new(ca_params("Example Test Root CA"), root_key);
-        let intermediate_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let intermediate_params = ca_params(INTERMEDIATE_CN);
-        let intermediate_der = intermediate_params
-            .signed_by(&intermediate_key, &root)
-            .unwrap()
-            .der()
-            .to_vec();
-        let intermediate = Issuer::new(intermediate_params, intermediate_key);
-
-        let key = keys::generate(key_type).unwrap();
-        let pair = KeyPair::try_from(key.as_slice()).unwrap();
-        // As RFC 8823 CAs issue them: empty subject, the address as the only SAN.
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.subject_alt_names = vec![SanType::Rfc822Name(EMAIL.try_into().unwrap())];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
-        params.key_usages = keys::key_usages(key_type, keys::Usage::Sign).unwrap();
-        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2030, 6, 30);
-        let leaf = params.signed_by(&pair, &intermediate).unwrap();
-        Fixture {
-            key_type,
-            key,
-            chain: vec![leaf.der().to_vec(), intermediate_der],
-        }
-    }
-
-    fn fixtures() -> &'static [Fixture] {
-        static FIXTURES: OnceLock<Vec<Fixture>> = OnceLock::new();
-        FIXTURES.get_or_init(|| KEY_TYPES.into_iter().map(make_fixture).collect())
-    }
 
     /// Every (key type, format) bundle, written with [`PASSWORD`].
     fn bundles() -> impl Iterator<Item = (&'static Fixture, P12Format, Vec<u8>)> {
@@ -1014,64 +955,6 @@ mod tests {
                 (f, format, p12)
             })
         })
-    }
-
-    /// A fresh directory under the system temp dir, removed when dropped.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            let mut random = [0u8; 8];
-            SystemRandom::new().fill(&mut random).unwrap();
-            let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
-            let path = std::env::temp_dir().join(format!("smime-acme-bundle-{suffix}"));
-            std::fs::create_dir(&path).unwrap();
-            TempDir(path)
-        }
-
-        fn file(&self, name: &str, contents: &[u8]) -> PathBuf {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let path = self.0.join(name);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .unwrap();
-            f.write_all(contents).unwrap();
-            path
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    /// Runs a checking tool; a missing tool fails the test with the install step.
-    fn run<S: AsRef<OsStr>>(tool: &str, args: &[S]) -> Output {
-        match Command::new(tool).args(args).output() {
-            Ok(out) => out,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "{tool} is not installed: run `sudo tests/testbed/install` (it installs openssl, \
-                 libnss3-tools and gnutls-bin)"
-            ),
-            Err(e) => panic!("running {tool}: {e}"),
-        }
-    }
-
-    fn text(out: &Output) -> String {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
-
-    fn p(path: &Path) -> &OsStr {
-        path.as_os_str()
     }
 
     fn leaf_public_key_pem(leaf_der: &[u8]) -> String {

@@ -64,6 +64,8 @@ pub mod renewal;
 pub mod secrets;
 pub mod settings;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 
 use std::ffi::OsString;
