@@ -2,7 +2,6 @@
 //! interop.md §5) and PEM, plus re-reading a written PKCS#12 to check it. Pure apart from drawing
 //! random numbers: no file or network IO.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
@@ -19,13 +18,13 @@ use pkcs12::kdf::{Pkcs12KeyType, derive_key_utf8};
 use pkcs12::pbe_params::{EncryptedPrivateKeyInfo, Pkcs12PbeParams};
 use pkcs12::pfx::{Pfx, Version};
 use pkcs12::{CertBag, DigestInfo, MacData, SafeBag};
-use rcgen::{KeyPair, PublicKeyData as _};
 use ring::rand::{SecureRandom, SystemRandom};
 use sha1::Sha1;
 use sha2::Sha256;
 use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
 use x509_parser::certificate::X509Certificate;
-use x509_parser::x509::SubjectPublicKeyInfo;
+
+use crate::keys::{self, KeyError};
 
 /// Iterations of the password-based key derivation, for both the bag encryption and the MAC,
 /// in both profiles. Windows refuses more than 600 000, p12-keystore (which re-reads the file)
@@ -231,7 +230,9 @@ pub fn pkcs12_many(
         let leaf_der = chain.first().ok_or(BundleError::EmptyChain)?;
         let (_, leaf) = X509Certificate::from_der(leaf_der)
             .map_err(|_| BundleError::BadCertificate { index: 0 })?;
-        if !key_matches_spki(key_pkcs8, leaf.public_key())? {
+        let matches = keys::key_matches_spki(key_pkcs8, leaf.public_key())
+            .map_err(|_| BundleError::BadKey)?;
+        if !matches {
             return Err(BundleError::KeyMismatch);
         }
         let mut name = friendly_name(email, &leaf);
@@ -249,7 +250,7 @@ pub fn pkcs12_many(
             local_key_id: ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf_der)
                 .as_ref()
                 .to_vec(),
-            key_pkcs8: portable_pkcs8(key_pkcs8).into_owned(),
+            key_pkcs8: keys::portable_pkcs8(key_pkcs8).into_owned(),
             chain,
         });
     }
@@ -329,37 +330,19 @@ fn check_keys(
         if !expected_leaves.contains(&leaf.cert.as_der()) {
             return Err(BundleError::UnexpectedLeaf);
         }
-        if !key_matches_certificate(key.key.as_der(), leaf.cert.as_der())? {
+        if !key_belongs_to(key.key.as_der(), leaf.cert.as_der())? {
             return Err(BundleError::KeyMismatch);
         }
     }
     Ok(archive)
 }
 
-/// Whether `cert_der`'s public key is the public half of `key_pkcs8`.
-pub fn key_matches_certificate(key_pkcs8: &[u8], cert_der: &[u8]) -> Result<bool, BundleError> {
-    let (_, cert) = X509Certificate::from_der(cert_der)
-        .map_err(|_| BundleError::BadCertificate { index: 0 })?;
-    key_matches_spki(key_pkcs8, cert.public_key())
-}
-
-fn key_matches_spki(
-    key_pkcs8: &[u8],
-    cert_spki: &SubjectPublicKeyInfo,
-) -> Result<bool, BundleError> {
-    let pair = KeyPair::try_from(key_pkcs8).map_err(|_| BundleError::BadKey)?;
-    let key_spki_der = pair.subject_public_key_info();
-    let (_, key_spki) =
-        SubjectPublicKeyInfo::from_der(&key_spki_der).map_err(|_| BundleError::BadKey)?;
-    let same_algorithm = key_spki.algorithm.algorithm == cert_spki.algorithm.algorithm;
-    // The curve of an EC key is in the parameters; RSA's are NULL (or absent), Ed25519 has none.
-    let same_parameters = key_spki.algorithm.algorithm
-        != x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY
-        || key_spki.algorithm.parameters.as_ref().map(Any::as_bytes)
-            == cert_spki.algorithm.parameters.as_ref().map(Any::as_bytes);
-    Ok(same_algorithm
-        && same_parameters
-        && key_spki.subject_public_key.data == cert_spki.subject_public_key.data)
+/// [`keys::key_matches_certificate`], its failures named as a bundle's.
+fn key_belongs_to(key_pkcs8: &[u8], cert_der: &[u8]) -> Result<bool, BundleError> {
+    keys::key_matches_certificate(key_pkcs8, cert_der).map_err(|e| match e {
+        KeyError::BadCertificate => BundleError::BadCertificate { index: 0 },
+        _ => BundleError::BadKey,
+    })
 }
 
 /// `"<email> (<issuer CN>, <notAfter as YYYY-MM-DD>)"`; the issuer's O when it has no CN, and
@@ -429,38 +412,7 @@ pub fn pem_chain(chain: &[Vec<u8>]) -> String {
 /// A PKCS#8 key as a PEM PRIVATE KEY block. An Ed25519 key in ring's PKCS#8 v2 form is written
 /// in the v1 form (same private key), which OpenSSL 3.0 and GnuTLS 3.7 can read.
 pub fn pem_private_key(pkcs8: &[u8]) -> String {
-    pem_block("PRIVATE KEY", &portable_pkcs8(pkcs8))
-}
-
-/// The PKCS#8 for files other software reads. ring (and so rcgen and [`crate::keys::generate`])
-/// writes Ed25519 keys as PKCS#8 v2 (RFC 5958: version 1, the public key in `[1]`), which
-/// OpenSSL 3.0 and GnuTLS 3.7 refuse to parse; such a key becomes the RFC 8410 v1 form (version
-/// 0, the same private key, no public key). Everything else is returned unchanged.
-fn portable_pkcs8(pkcs8: &[u8]) -> Cow<'_, [u8]> {
-    const OID_ED25519: &str = "1.3.101.112";
-    // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }
-    const ED25519_V1_PREFIX: [u8; 16] = [
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    let v1 = || -> Option<Vec<u8>> {
-        let (rest, outer) = Any::from_der(pkcs8).ok()?;
-        let fields = sequence(&outer, "PKCS#8").ok()?;
-        let [version, algorithm, key, ..] = fields.as_slice() else {
-            return None;
-        };
-        let algorithm = sequence(algorithm, "PKCS#8").ok()?;
-        let [oid] = algorithm.as_slice() else {
-            return None;
-        };
-        let seed = octets(key, "PKCS#8").ok()?.strip_prefix(&[0x04, 0x20])?;
-        let is_v2_ed25519 = rest.is_empty()
-            && version.as_u64().ok()? == 1
-            && oid_of(oid, "PKCS#8").ok()? == OID_ED25519
-            && seed.len() == 32;
-        is_v2_ed25519.then(|| [&ED25519_V1_PREFIX[..], seed].concat())
-    };
-    v1().map_or(Cow::Borrowed(pkcs8), Cow::Owned)
+    pem_block("PRIVATE KEY", &keys::portable_pkcs8(pkcs8))
 }
 
 fn pem_block(label: &str, der: &[u8]) -> String {
@@ -938,7 +890,7 @@ pub fn pem_private_key_der(pem: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{self, KeyType};
+    use crate::keys::KeyType;
     use crate::testing::{EMAIL, Fixture, TempDir, fixtures, p, run, text};
     use std::ffi::OsStr;
 
@@ -1495,31 +1447,9 @@ mod tests {
             (&ed25519.key, rsa),
         ];
         for (key, f) in pairs {
-            assert!(
-                !key_matches_certificate(key, &f.chain[0]).unwrap(),
-                "{}",
-                f.key_type
-            );
             let err = pkcs12(EMAIL, key, &f.chain, PASSWORD, P12Format::Compat).unwrap_err();
             assert!(matches!(err, BundleError::KeyMismatch), "{err:?}");
         }
-        for f in fixtures() {
-            assert!(
-                key_matches_certificate(&f.key, &f.chain[0]).unwrap(),
-                "{}",
-                f.key_type
-            );
-            // The intermediate certifies a different key.
-            assert!(!key_matches_certificate(&f.key, &f.chain[1]).unwrap());
-        }
-        assert!(matches!(
-            key_matches_certificate(b"junk", &p256.chain[0]),
-            Err(BundleError::BadKey)
-        ));
-        assert!(matches!(
-            key_matches_certificate(&p256.key, b"junk"),
-            Err(BundleError::BadCertificate { index: 0 })
-        ));
     }
 
     #[test]
@@ -1606,21 +1536,6 @@ mod tests {
         assert!(key.starts_with("-----BEGIN PRIVATE KEY-----\n"));
         assert!(key.ends_with("-----END PRIVATE KEY-----\n"));
         assert!(key.lines().all(|l| l.len() <= 64));
-    }
-
-    #[test]
-    fn ed25519_keys_are_written_as_pkcs8_v1() {
-        let f = &fixtures()[2];
-        assert_eq!(f.key_type, KeyType::Ed25519);
-        let v1 = portable_pkcs8(&f.key);
-        assert_eq!(v1.len(), 48);
-        assert_eq!(&v1[..5], &[0x30, 0x2e, 0x02, 0x01, 0x00]);
-        assert!(key_matches_certificate(&v1, &f.chain[0]).unwrap());
-        // Other keys pass unchanged.
-        assert_eq!(
-            portable_pkcs8(&fixtures()[1].key),
-            fixtures()[1].key.as_slice()
-        );
     }
 
     #[test]

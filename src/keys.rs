@@ -1,8 +1,16 @@
 //! Certificate keys and CSRs per RFC 8823 §3.3 and the S/MIME Baseline Requirements: the SAN is
 //! exactly the address as an rfc822Name, the subject is empty, and the key usage follows the key
-//! type and the intended use. Pure apart from drawing random numbers.
+//! type and the intended use. Also whether a key belongs to a certificate, and the PKCS#8 form
+//! written for other software. Pure apart from drawing random numbers.
 
-use rcgen::{CertificateParams, DistinguishedName, KeyPair, KeyUsagePurpose, SanType};
+use std::borrow::Cow;
+
+use rcgen::{
+    CertificateParams, DistinguishedName, KeyPair, KeyUsagePurpose, PublicKeyData as _, SanType,
+};
+use x509_parser::asn1_rs::{Any, Class, FromDer as _, Tag};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::x509::SubjectPublicKeyInfo;
 
 /// The kinds of certificate key smime-acme makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,6 +85,10 @@ pub enum KeyError {
     BadKey(KeyType),
     #[error("building the certificate request failed: {0}")]
     Csr(String),
+    #[error("the private key is not a PKCS#8 RSA, P-256, P-384 or Ed25519 key")]
+    UnreadableKey,
+    #[error("the certificate is not a valid DER X.509 certificate")]
+    BadCertificate,
 }
 
 /// The key usage bits for a key type and use (S/MIME BR §7.1.2.3(e)).
@@ -139,10 +151,89 @@ pub fn csr(
     Ok(request.der().to_vec())
 }
 
+/// Whether `cert_der`'s public key is the public half of `key_pkcs8`.
+pub fn key_matches_certificate(key_pkcs8: &[u8], cert_der: &[u8]) -> Result<bool, KeyError> {
+    let (_, cert) = X509Certificate::from_der(cert_der).map_err(|_| KeyError::BadCertificate)?;
+    key_matches_spki(key_pkcs8, cert.public_key())
+}
+
+/// Whether `cert_spki` (a certificate's subjectPublicKeyInfo) is the public half of
+/// `key_pkcs8`: the same algorithm, the same curve for an EC key, the same public key.
+pub fn key_matches_spki(
+    key_pkcs8: &[u8],
+    cert_spki: &SubjectPublicKeyInfo,
+) -> Result<bool, KeyError> {
+    let pair = KeyPair::try_from(key_pkcs8).map_err(|_| KeyError::UnreadableKey)?;
+    let key_spki_der = pair.subject_public_key_info();
+    let (_, key_spki) =
+        SubjectPublicKeyInfo::from_der(&key_spki_der).map_err(|_| KeyError::UnreadableKey)?;
+    let same_algorithm = key_spki.algorithm.algorithm == cert_spki.algorithm.algorithm;
+    // The curve of an EC key is in the parameters; RSA's are NULL (or absent), Ed25519 has none.
+    let same_parameters = key_spki.algorithm.algorithm
+        != x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY
+        || key_spki.algorithm.parameters.as_ref().map(Any::as_bytes)
+            == cert_spki.algorithm.parameters.as_ref().map(Any::as_bytes);
+    Ok(same_algorithm
+        && same_parameters
+        && key_spki.subject_public_key.data == cert_spki.subject_public_key.data)
+}
+
+/// The PKCS#8 for files other software reads. ring (and so rcgen and [`generate`]) writes
+/// Ed25519 keys as PKCS#8 v2 (RFC 5958: version 1, the public key in `[1]`), which OpenSSL 3.0
+/// and GnuTLS 3.7 refuse to parse; such a key becomes the RFC 8410 v1 form (version 0, the same
+/// private key, no public key). Everything else is returned unchanged.
+pub fn portable_pkcs8(pkcs8: &[u8]) -> Cow<'_, [u8]> {
+    const OID_ED25519: &str = "1.3.101.112";
+    // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }
+    const ED25519_V1_PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let v1 = || -> Option<Vec<u8>> {
+        let (rest, outer) = Any::from_der(pkcs8).ok()?;
+        let fields = sequence(&outer)?;
+        let [version, algorithm, key, ..] = fields.as_slice() else {
+            return None;
+        };
+        let algorithm = sequence(algorithm)?;
+        let [oid] = algorithm.as_slice() else {
+            return None;
+        };
+        let seed = octets(key)?.strip_prefix(&[0x04, 0x20])?;
+        let is_v2_ed25519 = rest.is_empty()
+            && version.as_u64().ok()? == 1
+            && oid.as_oid().ok()?.to_id_string() == OID_ED25519
+            && seed.len() == 32;
+        is_v2_ed25519.then(|| [&ED25519_V1_PREFIX[..], seed].concat())
+    };
+    v1().map_or(Cow::Borrowed(pkcs8), Cow::Owned)
+}
+
+/// The DER elements inside the SEQUENCE `any`.
+fn sequence<'a>(any: &Any<'a>) -> Option<Vec<Any<'a>>> {
+    if any.class() != Class::Universal || any.tag() != Tag::Sequence {
+        return None;
+    }
+    let mut rest = any.data;
+    let mut elements = Vec::new();
+    while !rest.is_empty() {
+        let (next, element) = Any::from_der(rest).ok()?;
+        elements.push(element);
+        rest = next;
+    }
+    Some(elements)
+}
+
+/// The contents of the OCTET STRING `any`.
+fn octets<'a>(any: &Any<'a>) -> Option<&'a [u8]> {
+    (any.class() == Class::Universal && any.tag() == Tag::OctetString).then_some(any.data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
+    use crate::testing::{Fixture, fixtures};
+    use x509_parser::prelude::{GeneralName, ParsedExtension, X509CertificationRequest};
 
     /// (digitalSignature, keyEncipherment, keyAgreement, any other bit)
     type Bits = (bool, bool, bool, bool);
@@ -241,5 +332,58 @@ mod tests {
             csr("bad\u{e9}@example.test", KeyType::P256, Usage::Both, &key),
             Err(KeyError::BadAddress(_))
         ));
+    }
+
+    #[test]
+    fn a_key_matches_only_its_own_certificate() {
+        let [rsa, p256, ed25519] = fixtures() else {
+            panic!("three fixtures")
+        };
+        let other_p256 = generate(KeyType::P256).unwrap();
+        let pairs: [(&[u8], &Fixture); 4] = [
+            (&other_p256, p256),
+            (&rsa.key, p256),
+            (&p256.key, ed25519),
+            (&ed25519.key, rsa),
+        ];
+        for (key, f) in pairs {
+            assert!(
+                !key_matches_certificate(key, &f.chain[0]).unwrap(),
+                "{}",
+                f.key_type
+            );
+        }
+        for f in fixtures() {
+            assert!(
+                key_matches_certificate(&f.key, &f.chain[0]).unwrap(),
+                "{}",
+                f.key_type
+            );
+            // The intermediate certifies a different key.
+            assert!(!key_matches_certificate(&f.key, &f.chain[1]).unwrap());
+        }
+        assert!(matches!(
+            key_matches_certificate(b"junk", &p256.chain[0]),
+            Err(KeyError::UnreadableKey)
+        ));
+        assert!(matches!(
+            key_matches_certificate(&p256.key, b"junk"),
+            Err(KeyError::BadCertificate)
+        ));
+    }
+
+    #[test]
+    fn ed25519_keys_are_written_as_pkcs8_v1() {
+        let f = &fixtures()[2];
+        assert_eq!(f.key_type, KeyType::Ed25519);
+        let v1 = portable_pkcs8(&f.key);
+        assert_eq!(v1.len(), 48);
+        assert_eq!(&v1[..5], &[0x30, 0x2e, 0x02, 0x01, 0x00]);
+        assert!(key_matches_certificate(&v1, &f.chain[0]).unwrap());
+        // Other keys pass unchanged.
+        assert_eq!(
+            portable_pkcs8(&fixtures()[1].key),
+            fixtures()[1].key.as_slice()
+        );
     }
 }

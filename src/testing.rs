@@ -138,4 +138,3 @@ pub fn text(out: &Output) -> String {
 pub fn p(path: &Path) -> &OsStr {
     path.as_os_str()
 }
-

@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use smime_acme::{bundle, certificate};
+use smime_acme::{bundle, certificate, keys};
 
 const PASSWORD: &str = "fuzzing";
 
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // The input as a private key, in PEM and PKCS#8 forms.
     let _ = bundle::pem_private_key_der(data);
-    let _ = bundle::key_matches_certificate(data, &LEAF);
+    let _ = keys::key_matches_certificate(data, &LEAF);
     let pem = bundle::pem_private_key(data);
     assert!(bundle::pem_private_key_der(pem.as_bytes()).is_some());
 });
