@@ -13,8 +13,8 @@ use crate::Error;
 use crate::acme::client::AcmeClient;
 use crate::acme::jws::{self, AccountKey, KeyRef, Signer};
 use crate::acme::types::{Account, Status};
-use crate::bundle;
 use crate::issuance::engine::Reporter;
+use crate::pem;
 use crate::store::{self, Store};
 
 /// What a new account is registered with.
@@ -53,7 +53,7 @@ pub fn read_key(path: &Path) -> Result<Option<AccountKey>, Error> {
     let Some(pem) = store::read_optional(path, 64 * 1024)? else {
         return Ok(None);
     };
-    let der = bundle::pem_private_key_der(&pem)
+    let der = pem::private_key_der(&pem)
         .ok_or_else(|| Error::Internal(format!("{} is not a PEM key", path.display())))?;
     Ok(Some(AccountKey::from_pkcs8(&der)?))
 }
@@ -141,7 +141,7 @@ fn register_locked(
         Some(key) => key,
         None => {
             let (key, der) = AccountKey::generate()?;
-            store::write_atomic(&files.key, bundle::pem_private_key(&der).as_bytes())?;
+            store::write_atomic(&files.key, pem::private_key(&der).as_bytes())?;
             out.info(&format!(
                 "created an account key in {}",
                 files.key.display()
@@ -249,7 +249,7 @@ pub fn rollover(
         return install_next(&files, next, url);
     }
     let (new, der) = AccountKey::generate()?;
-    store::write_atomic(&files.next_key, bundle::pem_private_key(&der).as_bytes())?;
+    store::write_atomic(&files.next_key, pem::private_key(&der).as_bytes())?;
     let inner_payload = json!({"account": url, "oldKey": old.jwk().to_json()});
     let inner = jws::sign(&new, KeyRef::Jwk, None, &key_change, Some(&inner_payload))?;
     out.phase("changing the account key");

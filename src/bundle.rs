@@ -1,13 +1,12 @@
-//! The files a user imports into a mail client: PKCS#12 (compat or modern profile, see
-//! interop.md §5) and PEM, plus re-reading a written PKCS#12 to check it. Pure apart from drawing
-//! random numbers: no file or network IO.
+//! The PKCS#12 file a user imports into a mail client (compat or modern profile, see interop.md
+//! §5), plus re-reading a written PKCS#12 to check it. The PEM files are `pem`'s. Pure apart from
+//! drawing random numbers: no file or network IO.
 
 use std::fmt;
 
-use base64::Engine as _;
 use cbc::cipher::{BlockModeEncrypt as _, KeyIvInit as _, block_padding::Pkcs7};
-use der::Encode as _;
 use der::asn1::{BmpString, ObjectIdentifier, OctetString, SetOfVec};
+use der::{Decode as _, Encode as _};
 use p12_keystore::Pkcs12Archive;
 use pkcs12::cms::cert::x509::attr::{Attribute, Attributes};
 use pkcs12::cms::cert::x509::spki::AlgorithmIdentifierOwned;
@@ -21,7 +20,7 @@ use pkcs12::{CertBag, DigestInfo, MacData, SafeBag};
 use ring::rand::{SecureRandom, SystemRandom};
 use sha1::Sha1;
 use sha2::Sha256;
-use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
+use x509_parser::asn1_rs::FromDer as _;
 use x509_parser::certificate::X509Certificate;
 
 use crate::keys::{self, KeyError};
@@ -99,98 +98,6 @@ pub struct P12Summary {
     pub friendly_name: Option<String>,
     /// The localKeyId shared by the private key and the leaf.
     pub local_key_id: Vec<u8>,
-    /// How the key and certificates are encrypted and the file authenticated.
-    pub protection: Protection,
-}
-
-/// The algorithms protecting a PKCS#12 file, as `openssl pkcs12 -info` reports them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Protection {
-    /// Encryption of each shrouded key bag.
-    pub keys: Vec<Pbe>,
-    /// Encryption of each encrypted safe (the certificate bags); empty if they are in clear.
-    pub safes: Vec<Pbe>,
-    pub mac: Mac,
-}
-
-impl Protection {
-    /// The profile these algorithms are, if they are exactly one of ours.
-    pub fn format(&self) -> Option<P12Format> {
-        let all = || self.keys.iter().chain(&self.safes);
-        let uses = |cipher: &PbeCipher| {
-            !self.keys.is_empty() && !self.safes.is_empty() && all().all(|p| &p.cipher == cipher)
-        };
-        if uses(&PbeCipher::Sha1TripleDes) && self.mac.digest == "sha1" {
-            Some(P12Format::Compat)
-        } else if uses(&PbeCipher::Pbes2Sha256Aes256) && self.mac.digest == "sha256" {
-            Some(P12Format::Modern)
-        } else {
-            None
-        }
-    }
-}
-
-/// One password-based encryption (PKCS#12 PBE or PBES2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pbe {
-    pub cipher: PbeCipher,
-    pub iterations: u64,
-    pub salt_len: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PbeCipher {
-    /// pbeWithSHAAnd3-KeyTripleDES-CBC (1.2.840.113549.1.12.1.3).
-    Sha1TripleDes,
-    /// pbeWithSHAAnd40BitRC2-CBC (1.2.840.113549.1.12.1.6), which OpenSSL 3 reads only with
-    /// `-legacy`.
-    Sha1Rc2_40,
-    /// PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC.
-    Pbes2Sha256Aes256,
-    /// Anything else, by OIDs.
-    Other(String),
-}
-
-impl fmt::Display for PbeCipher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PbeCipher::Sha1TripleDes => f.write_str("pbeWithSHA1And3-KeyTripleDES-CBC"),
-            PbeCipher::Sha1Rc2_40 => f.write_str("pbeWithSHA1And40BitRC2-CBC"),
-            PbeCipher::Pbes2Sha256Aes256 => {
-                f.write_str("PBES2, PBKDF2, AES-256-CBC, hmacWithSHA256")
-            }
-            PbeCipher::Other(oids) => write!(f, "unknown ({oids})"),
-        }
-    }
-}
-
-impl fmt::Display for Pbe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}, {} iterations, {}-byte salt",
-            self.cipher, self.iterations, self.salt_len
-        )
-    }
-}
-
-/// The PKCS#12 MAC.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mac {
-    /// "sha1", "sha256", … or the digest OID.
-    pub digest: String,
-    pub iterations: u64,
-    pub salt_len: usize,
-}
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "HMAC-{}, {} iterations, {}-byte salt",
-            self.digest, self.iterations, self.salt_len
-        )
-    }
 }
 
 /// A PKCS#12 holding `key_pkcs8` and `chain` (DER, leaf first, then the intermediates),
@@ -277,8 +184,7 @@ pub fn check_pkcs12(
     password: &str,
     expected_leaf_der: &[u8],
 ) -> Result<P12Summary, BundleError> {
-    // p12-keystore accepts files without a MAC, so look at the structure first.
-    let protection = protection(bytes)?;
+    require_mac(bytes)?;
     let archive = check_keys(bytes, password, &[expected_leaf_der])?;
     let key = &archive.keys[0];
     Ok(P12Summary {
@@ -289,7 +195,6 @@ pub fn check_pkcs12(
             .as_ref()
             .map(|id| id.as_ref().to_vec())
             .unwrap_or_default(),
-        protection,
     })
 }
 
@@ -299,8 +204,16 @@ pub fn check_pkcs12_many(
     password: &str,
     expected_leaves: &[&[u8]],
 ) -> Result<(), BundleError> {
-    protection(bytes)?;
+    require_mac(bytes)?;
     check_keys(bytes, password, expected_leaves).map(|_| ())
+}
+
+/// Fails unless `bytes` is a DER PFX with a MAC: p12-keystore accepts a file without one, and
+/// then neither the password nor the file's integrity has been checked.
+fn require_mac(bytes: &[u8]) -> Result<(), BundleError> {
+    let pfx = Pfx::from_der(bytes)
+        .map_err(|e| BundleError::Unreadable(format!("malformed PFX ({e})")))?;
+    pfx.mac_data.map(|_| ()).ok_or(BundleError::NoMac)
 }
 
 /// Decrypts the PKCS#12 (its MAC verified with `password`) and checks that it holds one key
@@ -366,67 +279,6 @@ fn friendly_name(email: &str, leaf: &X509Certificate) -> String {
     }
 }
 
-/// Characters of generated passwords: letters and digits without the look-alikes 0 O o 1 l I.
-const PASSWORD_ALPHABET: &[u8] = b"23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ";
-const PASSWORD_GROUPS: usize = 4;
-const PASSWORD_GROUP_LEN: usize = 6;
-
-/// A random password: 4 groups of 6 characters from a 56-character alphabet joined by `-`
-/// (24 × log2(56) ≈ 139 bits). Only letters, digits and inner hyphens: nothing a shell or a
-/// mail client's password box treats specially.
-///
-/// # Panics
-/// If the operating system's random generator fails (a weaker password would be worse).
-pub fn generate_password() -> String {
-    let rng = SystemRandom::new();
-    let n = PASSWORD_ALPHABET.len();
-    // Largest multiple of n that fits a byte: bytes above it would bias the draw.
-    let limit = 256 - 256 % n;
-    let mut chars = Vec::with_capacity(PASSWORD_GROUPS * PASSWORD_GROUP_LEN);
-    let mut buf = [0u8; 64];
-    while chars.len() < PASSWORD_GROUPS * PASSWORD_GROUP_LEN {
-        rng.fill(&mut buf)
-            .expect("the system random number generator failed");
-        chars.extend(
-            buf.iter()
-                .filter(|&&b| usize::from(b) < limit)
-                .map(|&b| PASSWORD_ALPHABET[usize::from(b) % n] as char),
-        );
-    }
-    chars.truncate(PASSWORD_GROUPS * PASSWORD_GROUP_LEN);
-    chars
-        .chunks(PASSWORD_GROUP_LEN)
-        .map(|group| group.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
-/// The certificates as PEM CERTIFICATE blocks, in the given order.
-pub fn pem_chain(chain: &[Vec<u8>]) -> String {
-    chain
-        .iter()
-        .map(|der| pem_block("CERTIFICATE", der))
-        .collect()
-}
-
-/// A PKCS#8 key as a PEM PRIVATE KEY block. An Ed25519 key in ring's PKCS#8 v2 form is written
-/// in the v1 form (same private key), which OpenSSL 3.0 and GnuTLS 3.7 can read.
-pub fn pem_private_key(pkcs8: &[u8]) -> String {
-    pem_block("PRIVATE KEY", &keys::portable_pkcs8(pkcs8))
-}
-
-fn pem_block(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    // Base64 is ASCII, so splitting the bytes splits at character boundaries.
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
 // --- Writing a PKCS#12 (RFC 7292) -------------------------------------------------------------
 
 const OID_CERT_BAG: &str = "1.2.840.113549.1.12.10.1.3";
@@ -435,6 +287,11 @@ const OID_FRIENDLY_NAME: &str = "1.2.840.113549.1.9.20";
 const OID_LOCAL_KEY_ID: &str = "1.2.840.113549.1.9.21";
 const OID_SHA1: &str = "1.3.14.3.2.26";
 const OID_SHA256: &str = "2.16.840.1.101.3.4.2.1";
+const OID_DATA: &str = "1.2.840.113549.1.7.1";
+const OID_ENCRYPTED_DATA: &str = "1.2.840.113549.1.7.6";
+const OID_SHROUDED_KEY_BAG: &str = "1.2.840.113549.1.12.10.1.2";
+const OID_PBE_SHA1_3DES: &str = "1.2.840.113549.1.12.1.3";
+const OID_PBES2: &str = "1.2.840.113549.1.5.13";
 
 const fn oid(id: &str) -> ObjectIdentifier {
     ObjectIdentifier::new_unwrap(id)
@@ -631,267 +488,176 @@ fn random<const N: usize>() -> Result<[u8; N], BundleError> {
     Ok(bytes)
 }
 
-// --- Reading the algorithms out of a PKCS#12 (RFC 7292) ---------------------------------------
+/// Reading back the algorithms that protect a PKCS#12, as `openssl pkcs12 -info` reports them,
+/// to check what [`pkcs12`](super::pkcs12) writes. Test-only: typed decoding with the `pkcs12`
+/// and `pkcs5` crates, which panics on anything but a password-integrity PFX.
+#[cfg(test)]
+mod protection {
+    use der::Decode as _;
+    use der::asn1::OctetString;
+    use pkcs5::pbes2::{EncryptionScheme, Kdf, Parameters, Pbkdf2Prf};
+    use pkcs12::cms::cert::x509::spki::AlgorithmIdentifierOwned;
+    use pkcs12::cms::encrypted_data::EncryptedData;
+    use pkcs12::pbe_params::{EncryptedPrivateKeyInfo, Pkcs12PbeParams};
+    use pkcs12::pfx::Pfx;
+    use pkcs12::{AuthenticatedSafe, SafeBag};
 
-const OID_DATA: &str = "1.2.840.113549.1.7.1";
-const OID_ENCRYPTED_DATA: &str = "1.2.840.113549.1.7.6";
-const OID_SHROUDED_KEY_BAG: &str = "1.2.840.113549.1.12.10.1.2";
-const OID_PBE_SHA1_3DES: &str = "1.2.840.113549.1.12.1.3";
-const OID_PBE_SHA1_RC2_40: &str = "1.2.840.113549.1.12.1.6";
-const OID_PBES2: &str = "1.2.840.113549.1.5.13";
-const OID_PBKDF2: &str = "1.2.840.113549.1.5.12";
-const OID_HMAC_SHA1: &str = "1.2.840.113549.2.7";
-const OID_HMAC_SHA256: &str = "1.2.840.113549.2.9";
-const OID_AES256_CBC: &str = "2.16.840.1.101.3.4.1.42";
-
-fn malformed(what: &str) -> BundleError {
-    BundleError::Unreadable(format!("malformed {what}"))
-}
-
-/// The DER elements one after another in `data`.
-fn elements<'a>(data: &'a [u8], what: &str) -> Result<Vec<Any<'a>>, BundleError> {
-    let mut rest = data;
-    let mut out = Vec::new();
-    while !rest.is_empty() {
-        let (next, any) = Any::from_der(rest).map_err(|_| malformed(what))?;
-        out.push(any);
-        rest = next;
-    }
-    Ok(out)
-}
-
-/// The elements inside the SEQUENCE `any`.
-fn sequence<'a>(any: &Any<'a>, what: &str) -> Result<Vec<Any<'a>>, BundleError> {
-    if any.class() != Class::Universal || any.tag() != Tag::Sequence {
-        return Err(malformed(what));
-    }
-    elements(any.data, what)
-}
-
-/// The single element inside the explicit `[0]` tag `any`.
-fn explicit0<'a>(any: &Any<'a>, what: &str) -> Result<Any<'a>, BundleError> {
-    if any.class() != Class::ContextSpecific || any.tag() != Tag(0) {
-        return Err(malformed(what));
-    }
-    match elements(any.data, what)?.as_slice() {
-        [inner] => Ok(inner.clone()),
-        _ => Err(malformed(what)),
-    }
-}
-
-fn oid_of(any: &Any, what: &str) -> Result<String, BundleError> {
-    any.as_oid()
-        .map(|o| o.to_id_string())
-        .map_err(|_| malformed(what))
-}
-
-fn octets<'a>(any: &Any<'a>, what: &str) -> Result<&'a [u8], BundleError> {
-    if any.class() != Class::Universal || any.tag() != Tag::OctetString {
-        return Err(malformed(what));
-    }
-    Ok(any.data)
-}
-
-fn content_info<'a>(any: &Any<'a>, what: &str) -> Result<(String, Any<'a>), BundleError> {
-    match sequence(any, what)?.as_slice() {
-        [oid, content] => Ok((oid_of(oid, what)?, explicit0(content, what)?)),
-        _ => Err(malformed(what)),
-    }
-}
-
-/// The PBE described by an AlgorithmIdentifier.
-fn pbe(alg: &Any, what: &str) -> Result<Pbe, BundleError> {
-    let fields = sequence(alg, what)?;
-    let [oid, params] = fields.as_slice() else {
-        return Err(malformed(what));
+    use super::{
+        OID_DATA, OID_ENCRYPTED_DATA, OID_PBE_SHA1_3DES, OID_PBES2, OID_SHA1, OID_SHA256,
+        OID_SHROUDED_KEY_BAG, P12Format, oid,
     };
-    let oid = oid_of(oid, what)?;
-    let params = sequence(params, what)?;
-    match oid.as_str() {
-        OID_PBE_SHA1_3DES | OID_PBE_SHA1_RC2_40 => {
-            let [salt, iterations] = params.as_slice() else {
-                return Err(malformed(what));
-            };
-            Ok(Pbe {
-                cipher: if oid == OID_PBE_SHA1_3DES {
-                    PbeCipher::Sha1TripleDes
-                } else {
-                    PbeCipher::Sha1Rc2_40
-                },
-                iterations: iterations.as_u64().map_err(|_| malformed(what))?,
-                salt_len: octets(salt, what)?.len(),
-            })
-        }
-        OID_PBES2 => {
-            let [kdf, scheme] = params.as_slice() else {
-                return Err(malformed(what));
-            };
-            let kdf = sequence(kdf, what)?;
-            let [kdf_oid, kdf_params] = kdf.as_slice() else {
-                return Err(malformed(what));
-            };
-            let kdf_oid = oid_of(kdf_oid, what)?;
-            let scheme = sequence(scheme, what)?;
-            let cipher_oid = oid_of(scheme.first().ok_or_else(|| malformed(what))?, what)?;
-            if kdf_oid != OID_PBKDF2 {
-                return Ok(Pbe {
-                    cipher: PbeCipher::Other(format!("PBES2 {kdf_oid} {cipher_oid}")),
-                    iterations: 0,
-                    salt_len: 0,
-                });
-            }
-            // PBKDF2-params: salt, iterationCount, keyLength OPTIONAL, prf DEFAULT hmacWithSHA1.
-            let kdf_params = sequence(kdf_params, what)?;
-            let (salt, iterations) = match kdf_params.as_slice() {
-                [salt, iterations, ..] => (
-                    octets(salt, what)?.len(),
-                    iterations.as_u64().map_err(|_| malformed(what))?,
-                ),
-                _ => return Err(malformed(what)),
-            };
-            let prf = match kdf_params.last().filter(|p| p.tag() == Tag::Sequence) {
-                Some(prf) => oid_of(
-                    sequence(prf, what)?
-                        .first()
-                        .ok_or_else(|| malformed(what))?,
-                    what,
-                )?,
-                None => OID_HMAC_SHA1.to_owned(),
-            };
-            Ok(Pbe {
-                cipher: if prf == OID_HMAC_SHA256 && cipher_oid == OID_AES256_CBC {
-                    PbeCipher::Pbes2Sha256Aes256
-                } else {
-                    PbeCipher::Other(format!("PBES2 PBKDF2 {prf} {cipher_oid}"))
-                },
-                iterations,
-                salt_len: salt,
-            })
-        }
-        _ => Ok(Pbe {
-            cipher: PbeCipher::Other(oid),
-            iterations: 0,
-            salt_len: 0,
-        }),
-    }
-}
 
-fn digest_name(oid: &str) -> String {
-    match oid {
-        OID_SHA1 => "sha1".to_owned(),
-        "2.16.840.1.101.3.4.2.4" => "sha224".to_owned(),
-        OID_SHA256 => "sha256".to_owned(),
-        "2.16.840.1.101.3.4.2.2" => "sha384".to_owned(),
-        "2.16.840.1.101.3.4.2.3" => "sha512".to_owned(),
-        other => other.to_owned(),
+    /// The algorithms protecting a PKCS#12 file.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Protection {
+        /// Encryption of each shrouded key bag.
+        pub keys: Vec<Pbe>,
+        /// Encryption of each encrypted safe (the certificate bags); empty if they are in clear.
+        pub safes: Vec<Pbe>,
+        pub mac: Mac,
     }
-}
 
-/// The algorithms of a PKCS#12, read from its structure without the password.
-fn protection(bytes: &[u8]) -> Result<Protection, BundleError> {
-    let (rest, pfx) = Any::from_der(bytes).map_err(|_| malformed("PFX"))?;
-    if !rest.is_empty() {
-        return Err(malformed("PFX (trailing data)"));
-    }
-    let pfx = sequence(&pfx, "PFX")?;
-    let (auth_safe, mac_data) = match pfx.as_slice() {
-        [_version, auth_safe] => (auth_safe, None),
-        [_version, auth_safe, mac_data] => (auth_safe, Some(mac_data)),
-        _ => return Err(malformed("PFX")),
-    };
-    let mac_data = sequence(mac_data.ok_or(BundleError::NoMac)?, "MacData")?;
-    let mac = match mac_data.as_slice() {
-        [digest_info, salt, rest @ ..] => {
-            let digest_info = sequence(digest_info, "MacData")?;
-            let alg = sequence(
-                digest_info.first().ok_or_else(|| malformed("MacData"))?,
-                "MacData",
-            )?;
-            Mac {
-                digest: digest_name(&oid_of(
-                    alg.first().ok_or_else(|| malformed("MacData"))?,
-                    "MacData",
-                )?),
-                iterations: match rest.first() {
-                    Some(i) => i.as_u64().map_err(|_| malformed("MacData"))?,
-                    None => 1,
-                },
-                salt_len: octets(salt, "MacData")?.len(),
+    impl Protection {
+        /// The profile these algorithms are, if they are exactly one of ours.
+        pub fn format(&self) -> Option<P12Format> {
+            let all = || self.keys.iter().chain(&self.safes);
+            let uses = |cipher: &PbeCipher| {
+                !self.keys.is_empty()
+                    && !self.safes.is_empty()
+                    && all().all(|p| &p.cipher == cipher)
+            };
+            if uses(&PbeCipher::Sha1TripleDes) && self.mac.digest == "sha1" {
+                Some(P12Format::Compat)
+            } else if uses(&PbeCipher::Pbes2Sha256Aes256) && self.mac.digest == "sha256" {
+                Some(P12Format::Modern)
+            } else {
+                None
             }
         }
-        _ => return Err(malformed("MacData")),
-    };
-
-    let (content_type, content) = content_info(auth_safe, "authSafe")?;
-    if content_type != OID_DATA {
-        return Err(BundleError::Unreadable(
-            "the authSafe is not plain data (public-key integrity mode is not supported)".into(),
-        ));
     }
-    let safes_der = octets(&content, "authSafe")?;
-    let (_, safes) = Any::from_der(safes_der).map_err(|_| malformed("AuthenticatedSafe"))?;
-    let mut keys = Vec::new();
-    let mut encrypted_safes = Vec::new();
-    for safe in sequence(&safes, "AuthenticatedSafe")? {
-        let (content_type, content) = content_info(&safe, "safe")?;
-        match content_type.as_str() {
-            OID_DATA => {
-                let (_, bags) = Any::from_der(octets(&content, "safe")?)
-                    .map_err(|_| malformed("SafeContents"))?;
-                for bag in sequence(&bags, "SafeContents")? {
-                    let bag = sequence(&bag, "SafeBag")?;
-                    let [bag_id, value, ..] = bag.as_slice() else {
-                        return Err(malformed("SafeBag"));
-                    };
-                    if oid_of(bag_id, "SafeBag")? == OID_SHROUDED_KEY_BAG {
-                        let info = sequence(&explicit0(value, "key bag")?, "key bag")?;
-                        keys.push(pbe(
-                            info.first().ok_or_else(|| malformed("key bag"))?,
-                            "key bag encryption",
-                        )?);
+
+    /// One password-based encryption (PKCS#12 PBE or PBES2).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Pbe {
+        pub cipher: PbeCipher,
+        pub iterations: u64,
+        pub salt_len: usize,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum PbeCipher {
+        /// pbeWithSHAAnd3-KeyTripleDES-CBC (1.2.840.113549.1.12.1.3).
+        Sha1TripleDes,
+        /// PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC.
+        Pbes2Sha256Aes256,
+        /// Anything else, as decoded.
+        Other(String),
+    }
+
+    /// The PKCS#12 MAC.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Mac {
+        /// "sha1", "sha256", or the digest OID.
+        pub digest: String,
+        pub iterations: u64,
+        pub salt_len: usize,
+    }
+
+    /// The algorithms of a PKCS#12, read from its structure without the password.
+    pub fn protection(bytes: &[u8]) -> Protection {
+        let pfx = Pfx::from_der(bytes).expect("a DER PFX");
+        let mac_data = pfx.mac_data.expect("a MAC");
+        let digest = mac_data.mac.algorithm.oid;
+        let mac = Mac {
+            digest: if digest == oid(OID_SHA1) {
+                "sha1".to_owned()
+            } else if digest == oid(OID_SHA256) {
+                "sha256".to_owned()
+            } else {
+                digest.to_string()
+            },
+            iterations: u64::try_from(mac_data.iterations).expect("a positive iteration count"),
+            salt_len: mac_data.mac_salt.as_bytes().len(),
+        };
+        assert_eq!(
+            pfx.auth_safe.content_type,
+            oid(OID_DATA),
+            "password integrity mode"
+        );
+        let safes: OctetString = pfx.auth_safe.content.decode_as().expect("authSafe data");
+        let mut keys = Vec::new();
+        let mut encrypted_safes = Vec::new();
+        for safe in AuthenticatedSafe::from_der(safes.as_bytes()).expect("an AuthenticatedSafe") {
+            if safe.content_type == oid(OID_DATA) {
+                let bags: OctetString = safe.content.decode_as().expect("a data safe");
+                for bag in Vec::<SafeBag>::from_der(bags.as_bytes()).expect("SafeContents") {
+                    if bag.bag_id == oid(OID_SHROUDED_KEY_BAG) {
+                        // The decoded bag value still has its [0] wrapper.
+                        let value = der::Any::from_der(&bag.bag_value).expect("a bag value");
+                        let key = EncryptedPrivateKeyInfo::from_der(value.value())
+                            .expect("an EncryptedPrivateKeyInfo");
+                        keys.push(pbe(&key.encryption_algorithm));
                     }
                 }
-            }
-            OID_ENCRYPTED_DATA => {
-                // EncryptedData: version, EncryptedContentInfo { type, algorithm, [0] content }.
-                let data = sequence(&content, "EncryptedData")?;
-                let info = sequence(
-                    data.get(1).ok_or_else(|| malformed("EncryptedData"))?,
-                    "EncryptedData",
-                )?;
-                encrypted_safes.push(pbe(
-                    info.get(1).ok_or_else(|| malformed("EncryptedData"))?,
-                    "safe encryption",
-                )?);
-            }
-            other => {
-                return Err(BundleError::Unreadable(format!(
-                    "unsupported safe content type {other}"
-                )));
+            } else if safe.content_type == oid(OID_ENCRYPTED_DATA) {
+                let data: EncryptedData = safe.content.decode_as().expect("EncryptedData");
+                encrypted_safes.push(pbe(&data.enc_content_info.content_enc_alg));
+            } else {
+                panic!("unexpected safe content type {}", safe.content_type);
             }
         }
+        Protection {
+            keys,
+            safes: encrypted_safes,
+            mac,
+        }
     }
-    Ok(Protection {
-        keys,
-        safes: encrypted_safes,
-        mac,
-    })
-}
 
-/// The DER inside a PEM private key (the inverse of [`pem_private_key`]).
-pub fn pem_private_key_der(pem: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(pem).ok()?;
-    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .ok()
+    /// The PBE an AlgorithmIdentifier describes.
+    fn pbe(alg: &AlgorithmIdentifierOwned) -> Pbe {
+        let params = alg.parameters.as_ref().expect("PBE parameters");
+        if alg.oid == oid(OID_PBE_SHA1_3DES) {
+            let params: Pkcs12PbeParams = params.decode_as().expect("PKCS#12 PBE parameters");
+            return Pbe {
+                cipher: PbeCipher::Sha1TripleDes,
+                iterations: u64::try_from(params.iterations).expect("a positive iteration count"),
+                salt_len: params.salt.as_bytes().len(),
+            };
+        }
+        if alg.oid == oid(OID_PBES2) {
+            let params: Parameters = params.decode_as().expect("PBES2 parameters");
+            return match (&params.kdf, &params.encryption) {
+                (Kdf::Pbkdf2(kdf), EncryptionScheme::Aes256Cbc { .. })
+                    if kdf.prf == Pbkdf2Prf::HmacWithSha256 =>
+                {
+                    Pbe {
+                        cipher: PbeCipher::Pbes2Sha256Aes256,
+                        iterations: kdf.iteration_count.into(),
+                        salt_len: kdf.salt.as_bytes().len(),
+                    }
+                }
+                (kdf, scheme) => Pbe {
+                    cipher: PbeCipher::Other(format!("PBES2 {kdf:?} {scheme:?}")),
+                    iterations: 0,
+                    salt_len: 0,
+                },
+            };
+        }
+        Pbe {
+            cipher: PbeCipher::Other(alg.oid.to_string()),
+            iterations: 0,
+            salt_len: 0,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::protection::{PbeCipher, protection};
     use super::*;
     use crate::keys::KeyType;
-    use crate::testing::{EMAIL, Fixture, TempDir, fixtures, p, run, text};
+    use crate::pem;
+    use crate::testing::{EMAIL, Fixture, TempDir, fixtures, leaf_public_key_pem, p, run, text};
     use std::ffi::OsStr;
 
     const PASSWORD: &str = "correct horse battery staple";
@@ -907,11 +673,6 @@ mod tests {
                 (f, format, p12)
             })
         })
-    }
-
-    fn leaf_public_key_pem(leaf_der: &[u8]) -> String {
-        let (_, leaf) = X509Certificate::from_der(leaf_der).unwrap();
-        pem_block("PUBLIC KEY", leaf.public_key().raw)
     }
 
     fn sha1(data: &[u8]) -> Vec<u8> {
@@ -939,7 +700,7 @@ mod tests {
             assert_eq!(summary.certificates, 2, "{what}: leaf + intermediate");
             assert_eq!(summary.friendly_name.as_deref(), Some(NAME), "{what}");
             assert_eq!(summary.local_key_id, sha1(&f.chain[0]), "{what}");
-            let protection = &summary.protection;
+            let protection = &protection(&p12);
             assert_eq!(protection.format(), Some(format), "{what}: {protection:?}");
             let (cipher, digest) = match format {
                 P12Format::Compat => (PbeCipher::Sha1TripleDes, "sha1"),
@@ -954,11 +715,11 @@ mod tests {
             for pbe in protection.keys.iter().chain(&protection.safes) {
                 assert_eq!(pbe.cipher, cipher, "{what}");
                 assert_eq!(pbe.iterations, u64::from(ITERATIONS), "{what}");
-                assert!(pbe.salt_len >= 8, "{what}: {pbe}");
+                assert!(pbe.salt_len >= 8, "{what}: {pbe:?}");
             }
             assert_eq!(protection.mac.digest, digest, "{what}");
             assert_eq!(protection.mac.iterations, u64::from(ITERATIONS), "{what}");
-            assert!(protection.mac.salt_len >= 8, "{what}: {}", protection.mac);
+            assert!(protection.mac.salt_len >= 8, "{what}: {:?}", protection.mac);
         }
     }
 
@@ -1070,7 +831,7 @@ mod tests {
     /// The attribute `name` OpenSSL prints among the bag attributes of the certificate `der`
     /// in `openssl pkcs12 -nokeys` output.
     fn openssl_bag_attribute(output: &str, der: &[u8], name: &str) -> Option<String> {
-        let end = output.find(&pem_block("CERTIFICATE", der))?;
+        let end = output.find(&pem::block("CERTIFICATE", der))?;
         let start = output[..end].rfind("Bag Attributes")?;
         output[start..end].lines().find_map(|line| {
             let value = line.trim().strip_prefix(name)?.strip_prefix(": ")?;
@@ -1177,7 +938,7 @@ mod tests {
             assert!(certs.status.success(), "{what}: {certs_text}");
             for der in &f.chain {
                 assert!(
-                    certs_text.contains(&pem_chain(std::slice::from_ref(der))),
+                    certs_text.contains(&pem::chain(std::slice::from_ref(der))),
                     "{what}"
                 );
             }
@@ -1219,46 +980,6 @@ mod tests {
                 text(&out).contains("Mac verify error"),
                 "{what}: {}",
                 text(&out)
-            );
-        }
-    }
-
-    #[test]
-    fn openssl_reads_the_pem_files() {
-        for f in fixtures() {
-            let dir = TempDir::new();
-            let key = dir.file("key.pem", pem_private_key(&f.key).as_bytes());
-            let public = run(
-                "openssl",
-                &[
-                    OsStr::new("pkey"),
-                    OsStr::new("-in"),
-                    p(&key),
-                    OsStr::new("-pubout"),
-                ],
-            );
-            assert!(public.status.success(), "{}: {}", f.key_type, text(&public));
-            assert_eq!(
-                String::from_utf8_lossy(&public.stdout),
-                leaf_public_key_pem(&f.chain[0]),
-                "{}",
-                f.key_type
-            );
-            let chain = dir.file("chain.pem", pem_chain(&f.chain).as_bytes());
-            let subjects = run(
-                "openssl",
-                &[
-                    OsStr::new("storeutl"),
-                    OsStr::new("-noout"),
-                    OsStr::new("-certs"),
-                    p(&chain),
-                ],
-            );
-            assert!(subjects.status.success(), "{}", text(&subjects));
-            assert!(
-                text(&subjects).contains("Total found: 2"),
-                "{}",
-                text(&subjects)
             );
         }
     }
@@ -1335,7 +1056,7 @@ mod tests {
             assert!(leaf.status.success(), "{what}: {}", text(&leaf));
             assert_eq!(
                 String::from_utf8_lossy(&leaf.stdout).replace('\r', ""),
-                pem_chain(&f.chain[..1]),
+                pem::chain(&f.chain[..1]),
                 "{what}"
             );
             let keys = run("certutil", &[OsStr::new("-K"), OsStr::new("-d"), db]);
@@ -1380,7 +1101,7 @@ mod tests {
             );
             for der in &f.chain {
                 assert!(
-                    info_text.contains(&pem_chain(std::slice::from_ref(der))),
+                    info_text.contains(&pem::chain(std::slice::from_ref(der))),
                     "{what}"
                 );
             }
@@ -1435,6 +1156,23 @@ mod tests {
     }
 
     #[test]
+    fn a_pkcs12_without_a_mac_is_refused() {
+        let f = &fixtures()[1];
+        let p12 = pkcs12(EMAIL, &f.key, &f.chain, PASSWORD, P12Format::Compat).unwrap();
+        let mut pfx = Pfx::from_der(&p12).unwrap();
+        pfx.mac_data = None;
+        let unauthenticated = pfx.to_der().unwrap();
+        assert!(matches!(
+            check_pkcs12(&unauthenticated, PASSWORD, &f.chain[0]),
+            Err(BundleError::NoMac)
+        ));
+        assert!(matches!(
+            check_pkcs12_many(&unauthenticated, PASSWORD, &[&f.chain[0]]),
+            Err(BundleError::NoMac)
+        ));
+    }
+
+    #[test]
     fn a_key_that_is_not_the_leafs_is_refused() {
         let [rsa, p256, ed25519] = fixtures() else {
             panic!("three fixtures")
@@ -1485,57 +1223,6 @@ mod tests {
             pkcs12(EMAIL, b"junk", &f.chain, PASSWORD, P12Format::Compat),
             Err(BundleError::BadKey)
         ));
-    }
-
-    #[test]
-    fn generated_passwords_are_strong_distinct_and_usable() {
-        let a = generate_password();
-        let b = generate_password();
-        assert_ne!(a, b);
-        for pw in [&a, &b] {
-            let letters: Vec<char> = pw.chars().filter(|&c| c != '-').collect();
-            let bits = letters.len() as f64 * (PASSWORD_ALPHABET.len() as f64).log2();
-            assert!(bits >= 128.0, "{bits} bits");
-            assert!(
-                letters
-                    .iter()
-                    .all(|c| PASSWORD_ALPHABET.contains(&(*c as u8))),
-                "{pw}"
-            );
-            assert!(!pw.starts_with('-') && !pw.ends_with('-'), "{pw}");
-            assert_eq!(pw.len(), 27, "{pw}");
-        }
-        let f = &fixtures()[1];
-        let p12 = pkcs12(EMAIL, &f.key, &f.chain, &a, P12Format::Compat).unwrap();
-        check_pkcs12(&p12, &a, &f.chain[0]).unwrap();
-    }
-
-    #[test]
-    fn pem_blocks_have_64_column_lines_and_round_trip() {
-        let f = &fixtures()[0];
-        let pem = pem_chain(&f.chain);
-        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----\n").count(), 2);
-        assert_eq!(pem.matches("-----END CERTIFICATE-----\n").count(), 2);
-        let mut decoded = Vec::new();
-        let mut current = String::new();
-        for line in pem.lines() {
-            assert!(line.len() <= 64, "{line}");
-            if line.starts_with("-----END") {
-                decoded.push(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(&current)
-                        .unwrap(),
-                );
-                current.clear();
-            } else if !line.starts_with("-----") {
-                current.push_str(line);
-            }
-        }
-        assert_eq!(decoded, f.chain);
-        let key = pem_private_key(&f.key);
-        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----\n"));
-        assert!(key.ends_with("-----END PRIVATE KEY-----\n"));
-        assert!(key.lines().all(|l| l.len() <= 64));
     }
 
     #[test]

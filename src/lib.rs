@@ -6,7 +6,8 @@
 //! issuance engine `issuance::engine` (one job in, a typed result out, progress as events; for
 //! many mailboxes `commands::fleet` runs it on worker threads) → the IO adapters
 //! (`acme::client`, `mail`, `store`, `tls`) and the pure core (`acme::jws`, `acme::types`,
-//! `challenge`, `keys`, `certificate`, `bundle`, `renewal`, and the journal in `issuance`).
+//! `challenge`, `keys`, `certificate`, `pem`, `bundle` (PKCS#12), `renewal`, and the journal in
+//! `issuance`).
 //! `run` maps every error to the documented exit status, once.
 
 /// For an enum of plain variants that the command line and the configuration file name:
@@ -60,6 +61,7 @@ pub mod keys;
 pub mod mail;
 pub mod manifest;
 pub mod output;
+pub mod pem;
 pub mod renewal;
 pub mod secrets;
 pub mod settings;

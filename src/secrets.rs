@@ -1,10 +1,12 @@
 //! Reading secrets: the mail password, the PKCS#12 password and the EAB key, from a file, the
-//! environment, a command, or a prompt on a terminal. Never from the command line, never
-//! logged. IO.
+//! environment, a command, or a prompt on a terminal; and generating the PKCS#12 password when
+//! none is given. Never from the command line, never logged. IO.
 
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+use ring::rand::{SecureRandom as _, SystemRandom};
 
 use crate::settings::PasswordSource;
 
@@ -45,7 +47,7 @@ pub enum SecretError {
 
 /// The PKCS#12 password: from `file`, else SMIME_ACME_P12_PASSWORD, else (with `ask`, on a
 /// terminal) typed twice, where an empty answer asks for a generated one. None means "generate
-/// one".
+/// one" (see [`generate_password`]).
 pub fn p12_password(file: Option<&Path>, ask: bool) -> Result<Option<String>, SecretError> {
     const WHAT: &str = "PKCS#12 password";
     if let Some(path) = file {
@@ -73,6 +75,41 @@ pub fn p12_password(file: Option<&Path>, ask: bool) -> Result<Option<String>, Se
         return Err(SecretError::Mismatch { what: WHAT });
     }
     Ok(Some(first))
+}
+
+/// Characters of generated passwords: letters and digits without the look-alikes 0 O o 1 l I.
+const PASSWORD_ALPHABET: &[u8] = b"23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ";
+const PASSWORD_GROUPS: usize = 4;
+const PASSWORD_GROUP_LEN: usize = 6;
+
+/// A random password: 4 groups of 6 characters from a 56-character alphabet joined by `-`
+/// (24 × log2(56) ≈ 139 bits). Only letters, digits and inner hyphens: nothing a shell or a
+/// mail client's password box treats specially.
+///
+/// # Panics
+/// If the operating system's random generator fails (a weaker password would be worse).
+pub fn generate_password() -> String {
+    let rng = SystemRandom::new();
+    let n = PASSWORD_ALPHABET.len();
+    // Largest multiple of n that fits a byte: bytes above it would bias the draw.
+    let limit = 256 - 256 % n;
+    let mut chars = Vec::with_capacity(PASSWORD_GROUPS * PASSWORD_GROUP_LEN);
+    let mut buf = [0u8; 64];
+    while chars.len() < PASSWORD_GROUPS * PASSWORD_GROUP_LEN {
+        rng.fill(&mut buf)
+            .expect("the system random number generator failed");
+        chars.extend(
+            buf.iter()
+                .filter(|&&b| usize::from(b) < limit)
+                .map(|&b| PASSWORD_ALPHABET[usize::from(b) % n] as char),
+        );
+    }
+    chars.truncate(PASSWORD_GROUPS * PASSWORD_GROUP_LEN);
+    chars
+        .chunks(PASSWORD_GROUP_LEN)
+        .map(|group| group.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// The first line of a small file.
@@ -166,6 +203,8 @@ pub fn prompt(what: &'static str, question: &str) -> Result<String, SecretError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bundle;
+    use crate::testing::{EMAIL, fixtures};
 
     #[test]
     fn commands_start_without_the_secrets() {
@@ -181,5 +220,28 @@ mod tests {
             String::from_utf8_lossy(&output.stdout),
             "none none https://ca.test/dir\n"
         );
+    }
+
+    #[test]
+    fn generated_passwords_are_strong_distinct_and_usable() {
+        let a = generate_password();
+        let b = generate_password();
+        assert_ne!(a, b);
+        for pw in [&a, &b] {
+            let letters: Vec<char> = pw.chars().filter(|&c| c != '-').collect();
+            let bits = letters.len() as f64 * (PASSWORD_ALPHABET.len() as f64).log2();
+            assert!(bits >= 128.0, "{bits} bits");
+            assert!(
+                letters
+                    .iter()
+                    .all(|c| PASSWORD_ALPHABET.contains(&(*c as u8))),
+                "{pw}"
+            );
+            assert!(!pw.starts_with('-') && !pw.ends_with('-'), "{pw}");
+            assert_eq!(pw.len(), 27, "{pw}");
+        }
+        let f = &fixtures()[1];
+        let p12 = bundle::pkcs12(EMAIL, &f.key, &f.chain, &a, bundle::P12Format::Compat).unwrap();
+        bundle::check_pkcs12(&p12, &a, &f.chain[0]).unwrap();
     }
 }

@@ -13,8 +13,11 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use ring::rand::{SecureRandom as _, SystemRandom};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer as _;
 
 use crate::keys::{self, KeyType};
+use crate::pem;
 
 /// The address of every fixture's leaf.
 pub const EMAIL: &str = "alice@example.test";
@@ -137,4 +140,10 @@ pub fn text(out: &Output) -> String {
 /// A path as a tool argument.
 pub fn p(path: &Path) -> &OsStr {
     path.as_os_str()
+}
+
+/// The leaf's public key as the PEM PUBLIC KEY block `openssl pkey -pubout` prints.
+pub fn leaf_public_key_pem(leaf_der: &[u8]) -> String {
+    let (_, leaf) = X509Certificate::from_der(leaf_der).unwrap();
+    pem::block("PUBLIC KEY", leaf.public_key().raw)
 }

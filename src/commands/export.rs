@@ -13,7 +13,7 @@ use crate::cli::{ExportArgs, GlobalArgs};
 use crate::output::Output;
 use crate::settings;
 use crate::store::{self, Store};
-use crate::{Error, certificate, secrets};
+use crate::{Error, certificate, pem, secrets};
 
 pub fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> Result<Outcome, Error> {
     let store = Store::new(settings::state_dir(global.state_dir.as_deref())?);
@@ -28,7 +28,7 @@ pub fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> Result<Outco
     let mut entries = Vec::new();
     for dir in &dirs {
         let key = store::read_optional(&dir.join("key.pem"), 64 * 1024)?
-            .and_then(|pem| bundle::pem_private_key_der(&pem));
+            .and_then(|pem| pem::private_key_der(&pem));
         let chain = store::read_optional(&dir.join("fullchain.pem"), 1024 * 1024)?
             .and_then(|pem| certificate::parse_pem_chain(&pem).ok());
         match (key, chain) {
@@ -49,7 +49,7 @@ pub fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> Result<Outco
     let bytes = if format == "pem" {
         entries
             .iter()
-            .map(|(key, chain)| bundle::pem_private_key(key) + &bundle::pem_chain(chain))
+            .map(|(key, chain)| pem::private_key(key) + &pem::chain(chain))
             .collect::<String>()
             .into_bytes()
     } else {
@@ -57,7 +57,7 @@ pub fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> Result<Outco
         let (password, generated) =
             match secrets::p12_password(args.p12_password_file.as_deref(), true)? {
                 Some(password) => (password, false),
-                None => (bundle::generate_password(), true),
+                None => (secrets::generate_password(), true),
             };
         let refs: Vec<(&[u8], &[Vec<u8>])> = entries
             .iter()

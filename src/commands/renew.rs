@@ -208,7 +208,7 @@ fn renew_one(
         let pem = store::read_optional(&held.dir.join("key.pem"), 64 * 1024)?.ok_or_else(|| {
             Error::Usage(format!("{} has no key.pem to reuse", held.dir.display()))
         })?;
-        reuse_key = Some(crate::bundle::pem_private_key_der(&pem).ok_or_else(|| {
+        reuse_key = Some(crate::pem::private_key_der(&pem).ok_or_else(|| {
             Error::Internal(format!(
                 "{} is not a PEM key",
                 held.dir.join("key.pem").display()

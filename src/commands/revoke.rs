@@ -12,7 +12,7 @@ use crate::cli::{GlobalArgs, RevokeArgs};
 use crate::output::Output;
 use crate::settings::{self, ConfigFile, ServerConfig};
 use crate::store::{self, Store};
-use crate::{Error, account, bundle, certificate, clock};
+use crate::{Error, account, certificate, clock, pem};
 
 pub fn run(
     global: &GlobalArgs,
@@ -83,7 +83,7 @@ pub fn run(
         };
         let pem = store::read_optional(&key_file, 64 * 1024)?
             .ok_or_else(|| Error::Usage(format!("{} does not exist", key_file.display())))?;
-        let key = bundle::pem_private_key_der(&pem)
+        let key = pem::private_key_der(&pem)
             .ok_or_else(|| Error::Usage(format!("{} is not a PEM key", key_file.display())))
             .and_then(|der| Ok(CertKey::from_pkcs8(&der)?))?;
         acme.post(&key, KeyRef::Jwk, &url, Some(&payload))

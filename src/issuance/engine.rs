@@ -26,6 +26,7 @@ use crate::mail::imap::Mailbox;
 use crate::mail::smtp::{self, Submission};
 use crate::mail::{Login, MailError};
 use crate::settings::ObtainSettings;
+use crate::{pem, secrets};
 use crate::store::{self, Store};
 
 /// How much an event matters.
@@ -486,7 +487,7 @@ fn make_key(ctx: &Ctx<'_>, pending: &mut Pending, reuse: Option<&[u8]>) -> Resul
         }
     };
     let path = key_path(ctx);
-    store::write_atomic(&path, bundle::pem_private_key(&der).as_bytes())?;
+    store::write_atomic(&path, pem::private_key(&der).as_bytes())?;
     pending.key_file = Some(path);
     ctx.save(pending)?;
     Ok(der)
@@ -499,7 +500,7 @@ fn saved_key(ctx: &Ctx<'_>, made: &mut Option<Vec<u8>>) -> Result<Vec<u8>, Error
     }
     let path = key_path(ctx);
     let der = store::read_optional(&path, 64 * 1024)?
-        .and_then(|pem| bundle::pem_private_key_der(&pem))
+        .and_then(|pem| pem::private_key_der(&pem))
         .ok_or_else(|| {
             Error::Internal(format!(
                 "the key of the order under way ({}) is missing or damaged",
@@ -634,7 +635,7 @@ fn save(
     }
     let (password, generated) = match p12_password {
         Some(p) => (p.to_owned(), false),
-        None => (bundle::generate_password(), true),
+        None => (secrets::generate_password(), true),
     };
     let p12 = bundle::pkcs12(
         &settings.email,
@@ -648,10 +649,10 @@ fn save(
     let folder_name = format!("{}-{}", crate::clock::now(), info.short_serial());
     let dir = certs.join(&folder_name);
     let files = [
-        ("key.pem", bundle::pem_private_key(pkcs8).into_bytes()),
-        ("cert.pem", bundle::pem_chain(&chain[..1]).into_bytes()),
-        ("chain.pem", bundle::pem_chain(&chain[1..]).into_bytes()),
-        ("fullchain.pem", bundle::pem_chain(chain).into_bytes()),
+        ("key.pem", pem::private_key(pkcs8).into_bytes()),
+        ("cert.pem", pem::chain(&chain[..1]).into_bytes()),
+        ("chain.pem", pem::chain(&chain[1..]).into_bytes()),
+        ("fullchain.pem", pem::chain(chain).into_bytes()),
         (p12_name.as_str(), p12.clone()),
     ];
     for (name, bytes) in &files {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smime_acme::{bundle, certificate};
+use smime_acme::{certificate, pem};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 const EMAIL: &str = "alice@example.test";
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(!chain.is_empty());
     // Written out again, the chain reads back the same.
     assert_eq!(
-        certificate::parse_pem_chain(bundle::pem_chain(&chain).as_bytes()).as_ref(),
+        certificate::parse_pem_chain(pem::chain(&chain).as_bytes()).as_ref(),
         Ok(&chain)
     );
     chain.iter().for_each(|der| describe(der));
