@@ -872,7 +872,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__provision)
-            opts="-j -v -q -h --jobs --force --shard --dry-run --ca-requests --server --ca-bundle --eab-kid --eab-hmac-key-file --agree-tos --timeout --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-j -v -q -h --jobs --force --shard --dry-run --ca-requests --server --ca-bundle --eab-kid --eab-hmac-key-file --agree-tos --contact --timeout --config --state-dir --verbose --quiet --json --wait-lock --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -907,6 +907,10 @@ _smime__acme() {
                     return 0
                     ;;
                 --eab-hmac-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --contact)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

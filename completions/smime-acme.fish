@@ -225,6 +225,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l serv
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l contact -d 'Contact address of the account when one is registered (repeatable) [default: the manifest\'s first mailbox]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l timeout -d 'Overall wait for the CA and the mail, per mailbox, e.g. 90s, 30m [default: 30m]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F

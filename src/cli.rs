@@ -227,6 +227,9 @@ pub struct ProvisionArgs {
     /// Agree to the CA's terms of service (otherwise asked on a terminal)
     #[arg(long)]
     pub agree_tos: bool,
+    /// Contact address of the account when one is registered (repeatable) [default: the manifest's first mailbox]
+    #[arg(long, value_name = "EMAIL")]
+    pub contact: Vec<String>,
     /// Overall wait for the CA and the mail, per mailbox, e.g. 90s, 30m [default: 30m]
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,

@@ -3,6 +3,7 @@
 //! [`Request`] layered over the defaults; every problem names the file, the line and the field.
 //! Pure, apart from reading the file.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -12,11 +13,20 @@ use crate::settings::{MailboxConfig, Request, ServerConfig};
 /// Manifests larger than this are refused.
 const MAX_BYTES: u64 = 16 * 1024 * 1024;
 
-/// One mailbox of the manifest and the line its entry starts on.
+/// One mailbox of the manifest, the line its entry starts on, and the line of each setting (an
+/// inherited one's in `[defaults]`).
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub line: usize,
     pub request: Request,
+    pub fields: BTreeMap<String, usize>,
+}
+
+impl Entry {
+    /// The line where `field` is set for this mailbox, else the entry's first line.
+    pub fn line_of(&self, field: &str) -> usize {
+        self.fields.get(field).copied().unwrap_or(self.line)
+    }
 }
 
 /// One entry as written: `email` and any obtain setting, in kebab-case.
@@ -197,38 +207,49 @@ pub fn parse_toml(text: &str) -> Result<Vec<Entry>, Vec<Problem>> {
             reason: message.replace('\n', " "),
         }]
     })?;
-    let defaults = manifest
-        .defaults
-        .map(toml::Spanned::into_inner)
-        .unwrap_or_default();
+    let (defaults, default_fields) = match manifest.defaults {
+        Some(spanned) => {
+            let fields = keys_in(text, spanned.span());
+            (spanned.into_inner(), fields)
+        }
+        None => Default::default(),
+    };
     if defaults.email.is_some() {
         return Err(vec![Problem {
-            line: line_of_key(text, 0, text.len(), "email"),
+            line: default_fields.get("email").copied().unwrap_or(1),
             field: "email".into(),
             reason: "an address belongs in a [[mailbox]] entry, not in [defaults]".into(),
         }]);
     }
     let entries = manifest.mailbox.into_iter().map(|spanned| {
         let span = spanned.span();
-        (line_at(text, span.start), spanned.into_inner())
+        let mut fields = default_fields.clone();
+        fields.extend(keys_in(text, span.clone()));
+        (line_at(text, span.start), fields, spanned.into_inner())
     });
     resolve(entries.collect(), &defaults)
 }
 
-/// The line in `text[start..end]` where `key` is set, else the line of `start`.
-pub fn line_of_key(text: &str, start: usize, end: usize, key: &str) -> usize {
-    let mut offset = start;
-    for line in text.get(start..end).unwrap_or_default().split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        if trimmed
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with('='))
-        {
-            return line_at(text, offset);
+/// The keys set (`key = value` lines) in the table whose header starts at `span`, up to the
+/// next table header, and their lines.
+fn keys_in(text: &str, span: std::ops::Range<usize>) -> BTreeMap<String, usize> {
+    let mut keys = BTreeMap::new();
+    let mut offset = span.start;
+    let body = text.get(span.start..).unwrap_or_default();
+    for (i, line) in body.split_inclusive('\n').enumerate() {
+        if i > 0 && line.trim_start().starts_with('[') {
+            break;
+        }
+        if let Some((key, _)) = line.split_once('=') {
+            let key = key.trim().trim_matches('"').trim_matches('\'');
+            if !key.is_empty() && !key.starts_with('#') {
+                keys.entry(key.to_owned())
+                    .or_insert_with(|| line_at(text, offset));
+            }
         }
         offset += line.len();
     }
-    line_at(text, start)
+    keys
 }
 
 pub fn parse_csv(text: &str) -> Result<Vec<Entry>, Vec<Problem>> {
@@ -310,8 +331,9 @@ pub fn parse_csv(text: &str) -> Result<Vec<Entry>, Vec<Problem>> {
             };
             object.insert(name.clone(), value);
         }
+        let fields = object.keys().map(|k| (k.clone(), line)).collect();
         match serde_json::from_value::<Raw>(serde_json::Value::Object(object)) {
-            Ok(raw) => entries.push((line, raw)),
+            Ok(raw) => entries.push((line, fields, raw)),
             Err(e) => problems.push(Problem {
                 line,
                 field: field_of(&e.to_string()),
@@ -391,12 +413,15 @@ fn csv_rows(text: &str) -> Result<Vec<Row>, (usize, String)> {
     Ok(rows)
 }
 
+/// An entry as read: its first line, the line of each key, its settings.
+type Parsed = (usize, BTreeMap<String, usize>, Raw);
+
 /// Entries over the defaults, each with an address; a repeated address names both lines.
-fn resolve(entries: Vec<(usize, Raw)>, defaults: &Raw) -> Result<Vec<Entry>, Vec<Problem>> {
+fn resolve(entries: Vec<Parsed>, defaults: &Raw) -> Result<Vec<Entry>, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut seen: Vec<(String, usize)> = Vec::new();
     let mut out = Vec::new();
-    for (line, raw) in entries {
+    for (line, fields, raw) in entries {
         let Some(email) = raw.email.clone().map(|e| e.trim().to_owned()) else {
             problems.push(Problem {
                 line,
@@ -407,7 +432,7 @@ fn resolve(entries: Vec<(usize, Raw)>, defaults: &Raw) -> Result<Vec<Entry>, Vec
         };
         if !crate::challenge::mail::is_plain_address(&email) || !email.contains('.') {
             problems.push(Problem {
-                line,
+                line: fields.get("email").copied().unwrap_or(line),
                 field: "email".into(),
                 reason: format!("{email:?} is not an email address"),
             });
@@ -418,16 +443,17 @@ fn resolve(entries: Vec<(usize, Raw)>, defaults: &Raw) -> Result<Vec<Entry>, Vec
             .find(|(e, _)| crate::challenge::mail::same_address(e, &email))
         {
             problems.push(Problem {
-                line,
+                line: fields.get("email").copied().unwrap_or(line),
                 field: "email".into(),
                 reason: format!("{email} is listed already, on line {first}"),
             });
             continue;
         }
-        seen.push((email.clone(), line));
+        seen.push((email.clone(), fields.get("email").copied().unwrap_or(line)));
         out.push(Entry {
             line,
             request: raw.over(defaults).request(email),
+            fields,
         });
     }
     if problems.is_empty() {
@@ -491,10 +517,16 @@ mod tests {
         let problems = parse_toml(text).unwrap_err();
         assert_eq!(problems[0].field, "key-typ", "{problems:?}");
         assert!(problems[0].line >= 4, "{problems:?}");
+        let bad = "[defaults]\nimap = \"x:1\"\n\n[[mailbox]]\nemail = \"a@example.test\"\nkey-type = \"p1\"\n";
+        let entries = parse_toml(bad).unwrap();
+        assert_eq!(entries[0].line, 4);
+        assert_eq!(entries[0].line_of("key-type"), 6);
+        assert_eq!(entries[0].line_of("imap"), 2);
+        assert_eq!(entries[0].line_of("usage"), 4);
         let dup = "[[mailbox]]\nemail = \"a@example.test\"\n[[mailbox]]\nemail = \"a@EXAMPLE.test\"\n";
         let problems = parse_toml(dup).unwrap_err();
-        assert_eq!(problems[0].line, 3);
-        assert!(problems[0].reason.contains("line 1"), "{problems:?}");
+        assert_eq!(problems[0].line, 4);
+        assert!(problems[0].reason.contains("line 2"), "{problems:?}");
         let missing = "[[mailbox]]\nimap = \"x:1\"\n";
         assert_eq!(parse_toml(missing).unwrap_err()[0].field, "email");
     }

@@ -50,12 +50,10 @@ pub fn run(
             if let Some((_, url)) = account::load(&store, &server)? {
                 return Err(account::already_kept(&server, &url));
             }
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-            drop(acme);
-            let opened = super::Ca::open(&ca, contact.clone(), &store, out, deadline, 1)?;
-            acme = opened.client;
-            let object = account::fetch(&mut acme, &opened.account.key, &opened.account.url)?;
-            ("registered", opened.account.key, opened.account.url, object)
+            let registration = super::registration(&acme, &ca, contact.clone())?;
+            let (key, url, object) =
+                account::register(&mut acme, &store, &server, &registration, reporter)?;
+            ("registered", key, url, object)
         }
         AccountAction::Show => {
             let (key, url) = loaded()?;

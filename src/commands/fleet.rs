@@ -12,6 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Ca;
 use crate::Error;
+use crate::acme::client::AcmeClient;
 use crate::issuance::engine::{Events, Level};
 use crate::output::Output;
 use crate::settings::CaSettings;
@@ -57,7 +58,14 @@ pub struct CaPool<'a> {
     events: &'a dyn Events,
     in_flight: usize,
     budget: Duration,
-    open: Mutex<HashMap<String, Arc<Ca>>>,
+    open: Mutex<Open>,
+}
+
+/// The CAs connected so far: with their account, or (for renewal information) without.
+#[derive(Default)]
+struct Open {
+    with_account: HashMap<String, Arc<Ca>>,
+    connected: HashMap<String, AcmeClient>,
 }
 
 impl std::fmt::Debug for CaPool<'_> {
@@ -82,37 +90,58 @@ impl<'a> CaPool<'a> {
             events,
             in_flight,
             budget,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(Open::default()),
         }
+    }
+
+    /// A client of the CA of `ca` that needs no account (renewal information), connected if
+    /// this is the first to need it.
+    pub fn client(&self, ca: &CaSettings) -> Result<AcmeClient, Error> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = open.with_account.get(&ca.server) {
+            return Ok(found.client.worker());
+        }
+        if let Some(found) = open.connected.get(&ca.server) {
+            return Ok(found.worker());
+        }
+        let client = Ca::connect(ca, Instant::now() + self.budget, self.in_flight)?;
+        let worker = client.worker();
+        open.connected.insert(ca.server.clone(), client);
+        Ok(worker)
     }
 
     /// The CA of `ca`, connected (and its account registered with `contacts`) if this is the
     /// first mailbox to need it. Workers wait for each other here, so that one account is made.
     pub fn get(&self, ca: &CaSettings, contacts: Vec<String>) -> Result<Arc<Ca>, Error> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = open.get(&ca.server) {
+        if let Some(found) = open.with_account.get(&ca.server) {
             return Ok(Arc::clone(found));
         }
-        let deadline = Instant::now() + self.budget;
-        let made = Arc::new(Ca::open(
+        let client = match open.connected.remove(&ca.server) {
+            Some(client) => client,
+            None => Ca::connect(ca, Instant::now() + self.budget, self.in_flight)?,
+        };
+        let made = Arc::new(Ca::with_account(
+            client,
             ca,
             contacts,
             self.store,
             self.events,
-            deadline,
-            self.in_flight,
         )?);
-        open.insert(ca.server.clone(), Arc::clone(&made));
+        open.with_account.insert(ca.server.clone(), Arc::clone(&made));
         Ok(made)
     }
 
     /// HTTP requests made to all CAs so far, and TLS connections opened to them.
     pub fn totals(&self) -> (u32, u32) {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.values().fold((0, 0), |(r, t), ca| {
-            let (requests, tls) = ca.client.totals();
-            (r + requests, t + tls)
-        })
+        let clients = open.with_account.values().map(|ca| &ca.client);
+        clients
+            .chain(open.connected.values())
+            .fold((0, 0), |(r, t), client| {
+                let (requests, tls) = client.totals();
+                (r + requests, t + tls)
+            })
     }
 }
 

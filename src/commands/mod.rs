@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::acme::client::AcmeClient;
 use crate::challenge::response;
 use crate::issuance::engine::{Account, Credentials, Events, Reporter};
-use crate::settings::{CaSettings, ObtainSettings, PasswordSource};
+use crate::settings::{CaSettings, ObtainSettings};
 use crate::store::Store;
 use crate::{Error, secrets};
 
@@ -77,42 +77,33 @@ impl Ca {
         deadline: Instant,
         in_flight: usize,
     ) -> Result<Ca, Error> {
+        let client = Ca::connect(ca, deadline, in_flight)?;
+        Ca::with_account(client, ca, contacts, store, events)
+    }
+
+    /// Connects to the CA (its directory), with no account yet.
+    pub fn connect(ca: &CaSettings, deadline: Instant, in_flight: usize) -> Result<AcmeClient, Error> {
         let roots = match &ca.ca_bundle {
             Some(path) => crate::tls::load_bundle(path)?,
             None => Vec::new(),
         };
         let tls = crate::tls::client_config(&roots);
-        let mut client = AcmeClient::connect_shared(&ca.server, tls, deadline, in_flight)?;
+        Ok(AcmeClient::connect_shared(&ca.server, tls, deadline, in_flight)?)
+    }
+
+    /// The CA reached by `client`, with its account loaded or registered.
+    pub fn with_account(
+        mut client: AcmeClient,
+        ca: &CaSettings,
+        contacts: Vec<String>,
+        store: &Store,
+        events: &dyn Events,
+    ) -> Result<Ca, Error> {
         let out = Reporter { events, email: "" };
         let (key, url) = match crate::account::load(store, &ca.server)? {
             Some(account) => account,
             None => {
-                let mut agree_tos = ca.agree_tos;
-                if let Some(terms) = &client.directory.meta.terms_of_service
-                    && !agree_tos
-                {
-                    let question =
-                        format!("Do you agree to the CA's terms of service at {terms}?");
-                    agree_tos = secrets::ask_yes(&question) == Some(true);
-                }
-                let eab = match &ca.eab {
-                    Some((kid, file)) => {
-                        let text = secrets::from_file("external account binding key", file)?;
-                        let mac = response::decode_lenient(text.trim()).ok_or_else(|| {
-                            Error::Usage(format!(
-                                "{} does not hold a base64url MAC key",
-                                file.display()
-                            ))
-                        })?;
-                        Some((kid.clone(), mac))
-                    }
-                    None => None,
-                };
-                let registration = crate::account::Registration {
-                    contacts,
-                    agree_tos,
-                    eab,
-                };
+                let registration = registration(&client, ca, contacts)?;
                 crate::account::load_or_register(&mut client, store, &ca.server, &registration, out)?
             }
         };
@@ -123,9 +114,38 @@ impl Ca {
     }
 }
 
-/// Whether the mail password would be asked on a terminal.
-pub fn asks_password(settings: &ObtainSettings) -> bool {
-    settings.password == PasswordSource::Prompt
+/// What a new account at `ca` is registered with: the terms question asked here, on a
+/// terminal, when the CA has terms not agreed to with --agree-tos; the EAB key read.
+pub fn registration(
+    client: &AcmeClient,
+    ca: &CaSettings,
+    contacts: Vec<String>,
+) -> Result<crate::account::Registration, Error> {
+    let mut agree_tos = ca.agree_tos;
+    if let Some(terms) = &client.directory.meta.terms_of_service
+        && !agree_tos
+    {
+        let question = format!("Do you agree to the CA's terms of service at {terms}?");
+        agree_tos = secrets::ask_yes(&question) == Some(true);
+    }
+    let eab = match &ca.eab {
+        Some((kid, file)) => {
+            let text = secrets::from_file("external account binding key", file)?;
+            let mac = response::decode_lenient(text.trim()).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{} does not hold a base64url MAC key",
+                    file.display()
+                ))
+            })?;
+            Some((kid.clone(), mac))
+        }
+        None => None,
+    };
+    Ok(crate::account::Registration {
+        contacts,
+        agree_tos,
+        eab,
+    })
 }
 
 /// Connects to the CA at `server`, trusting the system roots and those in `ca_bundle`.

@@ -64,9 +64,13 @@ pub fn run(
     let budget = to_issue.first().map_or(Duration::from_secs(300), |s| s.timeout);
     let pool = CaPool::new(&store, out, usize::from(args.ca_requests), budget);
     // Each CA is connected, and its account registered (the terms asked about), before any
-    // worker starts. The account is the administrator's: no mailbox is its contact.
+    // worker starts; the account's contact is --contact, else the first mailbox's address.
     for settings in &to_issue {
-        pool.get(&settings.ca(), Vec::new())?;
+        let contacts = match args.contact.is_empty() {
+            true => vec![to_issue[0].email.clone()],
+            false => args.contact.clone(),
+        };
+        pool.get(&settings.ca(), contacts)?;
     }
     let progress = Progress::new(out, to_issue.len(), "mailboxes", true);
     let mut failed = 0;
@@ -183,7 +187,7 @@ fn resolve(
     let mut resolved = Vec::new();
     for entry in entries {
         let problem = |field: &str, reason: String| Problem {
-            line: entry.line,
+            line: entry.line_of(field),
             field: field.to_owned(),
             reason,
         };
@@ -275,7 +279,7 @@ fn issue_one(
         return Ok(line);
     }
     let credentials = super::credentials(settings, false)?;
-    let ca = pool.get(&settings.ca(), Vec::new())?;
+    let ca = pool.get(&settings.ca(), vec![settings.email.clone()])?;
     let job = Job {
         settings,
         account: &ca.account,

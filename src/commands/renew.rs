@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use super::fleet::{self, CaPool, Progress};
 use super::{Held, Outcome, RenewalInfo};
-use crate::acme::client::AcmeClient;
 use crate::cli::{GlobalArgs, RenewArgs};
 use crate::clock;
 use crate::issuance::engine::{self, Events, Issued, Job};
@@ -149,9 +148,8 @@ fn renew_one(
     let mut facts = held.facts();
     // The CA's window matters only when neither the user nor the dates decided already. A
     // connection opened to ask for it serves the renewal too.
-    let mut acme = None;
     if now < held.info.not_after && !args.force && args.days.is_none() && !facts.revoked {
-        facts.window = renewal_window(&settings, &held, now, args.dry_run, &mut acme, out);
+        facts.window = renewal_window(&settings, &held, now, args.dry_run, pool, out);
     }
     let serial = &held.info.serial;
     let base = json!({
@@ -202,7 +200,6 @@ fn renew_one(
         });
     }
     out.info(&format!("{email}: renewing ({})", reason.describe()));
-    drop(acme);
     let mut reuse_key = None;
     if args.reuse_key {
         let pem = store::read_optional(&held.dir.join("key.pem"), 64 * 1024)?.ok_or_else(|| {
@@ -258,7 +255,7 @@ fn renewal_window(
     held: &Held,
     now: i64,
     dry_run: bool,
-    acme: &mut Option<AcmeClient>,
+    pool: &CaPool<'_>,
     out: &Output,
 ) -> Option<Window> {
     let kept = held.renewal_info.clone();
@@ -269,13 +266,7 @@ fn renewal_window(
     }
     let id = held.info.ari_id.as_ref()?;
     let fetched = (|| -> Result<Option<RenewalInfo>, Error> {
-        let acme = match acme {
-            Some(acme) => acme,
-            None => acme.insert(super::connect(
-                &settings.server,
-                settings.ca_bundle.as_ref(),
-            )?),
-        };
+        let mut acme = pool.client(&settings.ca())?;
         let Some(base) = acme.directory.renewal_info.clone() else {
             return Ok(None);
         };

@@ -619,8 +619,8 @@ fn save(
     let certs = ctx.store.certs_dir(&settings.email);
     let p12_name = format!("{}.p12", store::safe_name(&settings.email));
     if let Some(dir) = ctx.store.current(&settings.email)?
-        && let Ok(held) = crate::commands::Held::read(&dir)
-        && held.info.sha256 == info.sha256
+        && let Some(pem) = store::read_optional(&dir.join("cert.pem"), 1024 * 1024)?
+        && certificate::parse_pem_chain(&pem).is_ok_and(|held| held.first() == chain.first())
     {
         ctx.out
             .info("this certificate was saved by an earlier run: not saved again");

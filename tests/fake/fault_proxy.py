@@ -17,7 +17,9 @@ Control, with plain HTTP GETs on the proxy's port (outside any tunnel):
       arms KIND for the next N requests inside tunnels whose path contains TEXT and whose method
       is M (badnonce: POST unless given). Replaces what was armed before.
   /stats
-      JSON: every request seen inside tunnels (method, path, status, fault) and faults fired.
+      JSON: every request seen inside tunnels (method, path, status, fault; "at": when it had been
+      read, "answered_at": when its answer had been written or null, both time.monotonic() seconds
+      of this process) and faults fired.
 Faults (KIND):
   badnonce    400 with a badNonce problem and a fresh Replay-Nonce from the CA; not forwarded
   429         429 rateLimited with Retry-After: S seconds (default 1); not forwarded
@@ -167,9 +169,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.plain(400, {"error": "not a tunnel"})
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
+        arrived = time.monotonic()
         fault = take_fault(self.command, self.path)
         kind = fault["kind"] if fault else None
-        record = {"method": self.command, "path": self.path, "fault": kind, "status": None}
+        record = {"method": self.command, "path": self.path, "fault": kind, "status": None,
+                  "at": arrived, "answered_at": None}
         with LOCK:
             SEEN.append(record)
         seconds = fault["seconds"] if fault else None
@@ -230,6 +234,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+        self.wfile.flush()
+        record["answered_at"] = time.monotonic()
         return None
 
     def reset(self, record, status, reason, headers, data):
@@ -242,6 +248,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data[: len(data) // 2])
         self.wfile.flush()
+        record["answered_at"] = time.monotonic()
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.connection.close()
         self.close_connection = True

@@ -8,5 +8,6 @@ mod generated;
 mod lifecycle;
 mod mailbox;
 mod obtain;
+mod provision;
 mod smoke;
 mod testbed;

@@ -182,6 +182,7 @@ pub fn submit(
         security,
         user,
         password: &password,
+        master: None,
         extra_roots: &roots,
     };
     smtp::send(&submission, envelope.0, envelope.1, raw)?;

@@ -34,11 +34,15 @@ TB_AUTHSERV_ID=mx.example.test
 TB_CA_MAILBOX=acme@ca.test
 TB_CA_EAB_MAILBOX=acme-eab@ca.test
 
-# Every mailbox of the testbed, one per line.
+# The Dovecot master user: it logs in as any existing mailbox, at IMAP and at submission, either
+# as "ADDRESS*admin" with the master password or with SASL PLAIN authzid ADDRESS, authcid admin.
+TB_MASTER_USER=admin
+
+# Every mailbox of the testbed, one per line: staff01..staff48 (two digits, as the first tests
+# named them), then staff49..staff260 (staff101..staff260 for fleet tests and benchmarks).
 tb_mailboxes() {
   printf '%s\n' alice@example.test bob@example.test
-  local i
-  for i in $(seq -w 1 48); do printf 'staff%s@example.test\n' "$i"; done
+  printf 'staff%s@example.test\n' $(seq -w 1 48) $(seq 49 260)
   printf '%s\n' "$TB_CA_MAILBOX" "$TB_CA_EAB_MAILBOX"
 }
 

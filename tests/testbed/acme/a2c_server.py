@@ -4,12 +4,19 @@ HTTP/1.1 with keep-alive, as a CA's web server does: a connection stays open for
 while each response's end is known (Content-Length). Every accepted TLS connection is logged to
 stderr ("... TLS connection accepted"), next to one line per request, each with the client's port.
 
+Two changes to acme2certifier itself, for issuances at once (see _reply_fetch and _db_open): a
+validation reads only its own challenge's reply and leaves the others unseen, and SQLite waits
+for its lock instead of failing with "database is locked".
+
 Environment: ACME_SRV_CONFIGFILE (acme2certifier's config), A2C_PORT, A2C_TLS_CERT and
 A2C_TLS_KEY (the server certificate and key), A2C_MAIL_CA (the root that the CA's own IMAP and
 SMTP connections must trust).
 """
+import email
 import io
 import os
+import re
+import sqlite3
 import ssl
 import sys
 from http.server import BaseHTTPRequestHandler
@@ -29,6 +36,75 @@ ssl._create_stdlib_context = _verified_context  # pylint: disable=protected-acce
 
 # Importing the application reads ACME_SRV_CONFIGFILE, so it comes after the environment is set.
 from acme2certifier.share import acme2certifier_wsgi as a2c  # noqa: E402
+from acme2certifier.acme_srv.email_handler import EmailHandler  # noqa: E402
+from acme2certifier.dbhandlers import wsgi_handler  # noqa: E402
+
+_stock_emails_fetch = EmailHandler._emails_fetch  # pylint: disable=protected-access
+
+
+def _reply_fetch(self, mail, callback, mark_as_read):
+    """EmailHandler._emails_fetch for one challenge's validation, safe when several run at once.
+
+    acme2certifier validates an email-reply-00 challenge inside its POST by reading its one
+    mailbox: it FETCHes every UNSEEN mail as RFC822 (which sets \\Seen) and marks every mail that
+    does not match *this* challenge as seen too. Validations of different challenges run at once
+    in this threaded server (one thread per connection), and a reply that one validation read
+    and set aside is UNSEEN no more, so the validation it belongs to never finds it: its five
+    tries run out and the challenge turns invalid (with 12 issuances at once, 6 to 10 failed so).
+    Here the unseen mails are read with BODY.PEEK, which changes no flag, by UID (sequence
+    numbers move under a concurrent EXPUNGE), headers first; only the mail that passes the
+    challenge's filter is read whole and marked seen, as before. Mail for other challenges
+    stays unseen for their own validations; nothing needs a lock. (Mail that answers no
+    challenge now stays unseen too: each try reads its headers again, one FETCH for all.)
+    """
+    if callback is None:  # the polling loop's use, not the validation's: unchanged
+        return _stock_emails_fetch(self, mail, callback, mark_as_read)
+    status, data = mail.uid("SEARCH", None, "UNSEEN")
+    uids = data[0].split() if status == "OK" and data and data[0] else []
+    if not uids:
+        return []
+    status, data = mail.uid("FETCH", b",".join(uids), "(UID BODY.PEEK[HEADER])")
+    if status != "OK":
+        return []
+    for item in data:
+        if not isinstance(item, tuple):
+            continue
+        uid = re.search(rb"\bUID (\d+)", item[0])
+        if uid is None:
+            continue
+        # The filter reads Subject and From only; the whole mail is read for a candidate.
+        if not callback(self._email_parse_headers(email.message_from_bytes(item[1]))):
+            continue
+        status, whole = mail.uid("FETCH", uid.group(1), "(BODY.PEEK[])")
+        if status != "OK" or not whole or not isinstance(whole[0], tuple):
+            continue
+        result = callback(self._email_parse(email.message_from_bytes(whole[0][1])))
+        if result:
+            self.logger.info("Email passed filter: %s", result["subject"])
+            if mark_as_read:
+                mail.uid("STORE", uid.group(1), "+FLAGS", "(\\Seen)")
+            return result
+    return []
+
+
+EmailHandler._emails_fetch = _reply_fetch  # pylint: disable=protected-access
+
+
+def _db_open(self):
+    """wsgi_handler.DBstore._db_open, waiting up to 60 s (not sqlite3's 5 s) for a lock.
+
+    acme2certifier opens its SQLite file for each query. With some 40 issuances at once, its
+    threads (all sharing one GIL on a busy machine) held the lock long enough for others to give
+    up after 5 s with "database is locked": nonces lost (badNonce) and certificates not stored
+    (badCSR). main() also switches the file to WAL, where readers and the writer do not block
+    each other; writers still take turns, now waiting for it.
+    """
+    self.dbs = sqlite3.connect(self.db_name, timeout=60)
+    self.dbs.row_factory = sqlite3.Row
+    self.cursor = self.dbs.cursor()
+
+
+wsgi_handler.DBstore._db_open = _db_open  # pylint: disable=protected-access
 
 
 class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -120,6 +196,10 @@ def app(environ, start_response):
 
 def main():
     port = int(os.environ["A2C_PORT"])
+    # The database exists once a DBstore was made; WAL is a property of the file, set once.
+    db = sqlite3.connect(wsgi_handler.DBstore(logger=a2c.LOGGER).db_name, timeout=60)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.close()
     server = make_server("127.0.0.1", port, app, server_class=ThreadingWSGIServer,
                          handler_class=KeepAliveHandler)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
