@@ -221,8 +221,8 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -s h -l he
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s j -l jobs -d 'Mailboxes worked at once' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l shard -d 'Only the mailboxes of shard K out of N (e.g. 2/3)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l ca-requests -d 'Requests in flight to one CA at most' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l server -d 'ACME directory URL of the CA [default: the manifest\'s, else the configuration file\'s]' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l server -d 'ACME directory URL of the CA, for every mailbox [default: the manifest\'s, else the configuration file\'s]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP, for every mailbox [default: the manifest\'s]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l contact -d 'Contact address of the account when one is registered (repeatable) [default: the manifest\'s first mailbox]' -r

@@ -17,8 +17,8 @@ use crate::issuance::engine::Reporter;
 use crate::pem;
 use crate::store::{self, Store};
 
-/// What a new account is registered with.
-#[derive(Debug, Default)]
+/// What a new account is registered with. Its `Debug` leaves out the MAC key.
+#[derive(Default)]
 pub struct Registration {
     /// Contact addresses (without `mailto:`).
     pub contacts: Vec<String>,
@@ -26,6 +26,16 @@ pub struct Registration {
     pub agree_tos: bool,
     /// External account binding: key identifier and MAC key.
     pub eab: Option<(String, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("contacts", &self.contacts)
+            .field("agree_tos", &self.agree_tos)
+            .field("eab_kid", &self.eab.as_ref().map(|(kid, _)| kid))
+            .finish()
+    }
 }
 
 /// The files of the account kept for one server.

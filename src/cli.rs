@@ -202,21 +202,11 @@ pub struct ProvisionArgs {
     /// Requests in flight to one CA at most
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub ca_requests: u16,
-    /// ACME directory URL of the CA [default: the manifest's, else the configuration file's]
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "SMIME_ACME_SERVER",
-        hide_env_values = true
-    )]
+    /// ACME directory URL of the CA, for every mailbox [default: the manifest's, else the configuration file's]
+    #[arg(long, value_name = "URL")]
     pub server: Option<String>,
-    /// Extra trusted roots (PEM) for HTTPS, IMAP and SMTP
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "SMIME_ACME_CA_BUNDLE",
-        hide_env_values = true
-    )]
+    /// Extra trusted roots (PEM) for HTTPS, IMAP and SMTP, for every mailbox [default: the manifest's]
+    #[arg(long, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
     /// External account binding: the key identifier the CA gave you
     #[arg(long, value_name = "KID", requires = "eab_hmac_key_file")]

@@ -176,12 +176,10 @@ where
         .and_then(|config| {
             use cli::Command;
             match &cli.command {
-                Command::Obtain(args) => {
-                    commands::obtain::run(
-                        &settings::obtain(&global.common(), &args.request(), &config)?,
-                        &out,
-                    )
-                }
+                Command::Obtain(args) => commands::obtain::run(
+                    &settings::obtain(&global.common(), &args.request(), &config)?,
+                    &out,
+                ),
                 Command::Renew(args) => commands::renew::run(global, args, &config, &out),
                 Command::Revoke(args) => commands::revoke::run(global, args, &config, &out),
                 Command::Account(args) => commands::account::run(global, args, &config, &out),

@@ -132,7 +132,11 @@ impl Raw {
                 p12_password_file: self.p12_password_file,
                 challenge_auth: self.challenge_auth,
                 dns_server: self.dns_server,
-                out: self.out.map(|o| o.replace("{email}", &email).into()),
+                // The address as the state folder names it: no `/` or `..` from an address.
+                out: self.out.map(|o| {
+                    o.replace("{email}", &crate::store::safe_name(&email))
+                        .into()
+                }),
             },
             email,
         }
@@ -163,11 +167,12 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, Vec<Problem>> {
     if size > MAX_BYTES {
         return Err(whole(format!("larger than {} MiB", MAX_BYTES >> 20)));
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| whole(format!("cannot read it: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| whole(format!("cannot read it: {e}")))?;
+    // Spreadsheets start their CSV with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     match path.extension().and_then(|e| e.to_str()) {
-        Some(ext) if ext.eq_ignore_ascii_case("toml") => parse_toml(&text),
-        Some(ext) if ext.eq_ignore_ascii_case("csv") => parse_csv(&text),
+        Some(ext) if ext.eq_ignore_ascii_case("toml") => parse_toml(text),
+        Some(ext) if ext.eq_ignore_ascii_case("csv") => parse_csv(text),
         _ => Err(whole(
             "a manifest is a .toml or a .csv file (name it so)".into(),
         )),
@@ -499,8 +504,14 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].line, 6);
         assert_eq!(entries[1].line, 9);
-        assert_eq!(entries[0].request.mailbox.imap.as_deref(), Some("127.0.0.1:993"));
-        assert_eq!(entries[1].request.mailbox.imap.as_deref(), Some("other:993"));
+        assert_eq!(
+            entries[0].request.mailbox.imap.as_deref(),
+            Some("127.0.0.1:993")
+        );
+        assert_eq!(
+            entries[1].request.mailbox.imap.as_deref(),
+            Some("other:993")
+        );
         assert_eq!(
             entries[1].request.mailbox.master_user.as_deref(),
             Some("admin")
@@ -523,7 +534,8 @@ mod tests {
         assert_eq!(entries[0].line_of("key-type"), 6);
         assert_eq!(entries[0].line_of("imap"), 2);
         assert_eq!(entries[0].line_of("usage"), 4);
-        let dup = "[[mailbox]]\nemail = \"a@example.test\"\n[[mailbox]]\nemail = \"a@EXAMPLE.test\"\n";
+        let dup =
+            "[[mailbox]]\nemail = \"a@example.test\"\n[[mailbox]]\nemail = \"a@EXAMPLE.test\"\n";
         let problems = parse_toml(dup).unwrap_err();
         assert_eq!(problems[0].line, 4);
         assert!(problems[0].reason.contains("line 2"), "{problems:?}");
@@ -552,7 +564,10 @@ mod tests {
     fn csv_problems_name_line_and_field() {
         let bad_header = "email,imap-server\na@example.test,x\n";
         let problems = parse_csv(bad_header).unwrap_err();
-        assert_eq!((problems[0].line, problems[0].field.as_str()), (1, "imap-server"));
+        assert_eq!(
+            (problems[0].line, problems[0].field.as_str()),
+            (1, "imap-server")
+        );
         let short = "email,imap\na@example.test\n";
         assert_eq!(parse_csv(short).unwrap_err()[0].line, 2);
         let unclosed = "email\n\"a@example.test\n";

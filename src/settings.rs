@@ -274,9 +274,8 @@ pub struct CaSettings {
 /// The CA from `layers`, the first layer that sets a field winning (flags, then what was kept
 /// for the certificate, then the configuration file).
 pub fn ca(layers: &[&ServerConfig]) -> Result<CaSettings, SettingsError> {
-    let first = |field: fn(&ServerConfig) -> Option<&String>| {
-        layers.iter().find_map(|l| field(l)).cloned()
-    };
+    let first =
+        |field: fn(&ServerConfig) -> Option<&String>| layers.iter().find_map(|l| field(l)).cloned();
     let server = first(|l| l.url.as_ref()).ok_or_else(|| {
         bad("no ACME server: give --server URL, set SMIME_ACME_SERVER, or url in [server]")
     })?;
@@ -326,7 +325,11 @@ pub fn check_fields(top: &Request) -> Result<(), (&'static str, String)> {
     check::<ChallengeAuth>("challenge-auth", &m.challenge_auth)?;
     check::<TokenJoin>("token-join", &s.token_join)?;
     check::<ChallengeTiming>("challenge-timing", &s.challenge_timing)?;
-    for (field, value) in [("imap", &m.imap), ("smtp", &m.smtp), ("dns-server", &m.dns_server)] {
+    for (field, value) in [
+        ("imap", &m.imap),
+        ("smtp", &m.smtp),
+        ("dns-server", &m.dns_server),
+    ] {
         if let Some(text) = value {
             Server::parse(text, 1).map_err(|e| (field, e))?;
         }
@@ -417,6 +420,31 @@ pub fn obtain(
     });
     if master.as_ref().is_some_and(|m| m.user.is_empty()) {
         return Err(bad("master-user is empty"));
+    }
+    if master
+        .as_ref()
+        .is_some_and(|m| m.separator.as_ref().is_some_and(|s| s.is_empty()))
+    {
+        return Err(bad("master-separator is empty"));
+    }
+    if master.is_none() && pick(&args.master_separator, &mailbox.master_separator).is_some() {
+        return Err(bad("master-separator is set without master-user"));
+    }
+    // Names go into SASL messages and login commands: no control characters (NUL would shift
+    // the fields of SASL PLAIN).
+    let names = [
+        Some(&imap_user),
+        Some(&smtp_user),
+        master.as_ref().map(|m| &m.user),
+    ];
+    let names = names
+        .into_iter()
+        .flatten()
+        .chain(master.as_ref().and_then(|m| m.separator.as_ref()));
+    if let Some(name) = names.into_iter().find(|n| n.chars().any(char::is_control)) {
+        return Err(bad(format!(
+            "the user name {name:?} holds a control character"
+        )));
     }
 
     let password = if let Some(file) = args.password_file.clone() {
@@ -721,16 +749,22 @@ mod tests {
     fn durations_beyond_the_limit_are_usage_errors() {
         let mut a = args("alice@example.test");
         a.timeout = Some("9999d".into());
-        let err = obtain(&global(), &a.request(), &ConfigFile::default()).unwrap_err().0;
+        let err = obtain(&global(), &a.request(), &ConfigFile::default())
+            .unwrap_err()
+            .0;
         assert!(
             err.contains("--timeout") && err.contains("30 days"),
             "{err}"
         );
         let mut g = global();
         g.wait_lock = Some("31d".into());
-        let err = obtain(&g, &args("alice@example.test").request(), &ConfigFile::default())
-            .unwrap_err()
-            .0;
+        let err = obtain(
+            &g,
+            &args("alice@example.test").request(),
+            &ConfigFile::default(),
+        )
+        .unwrap_err()
+        .0;
         assert!(
             err.contains("--wait-lock") && err.contains("30 days"),
             "{err}"
@@ -831,7 +865,9 @@ mod tests {
         );
         // A name that only looks local is judged by what it resolves to.
         a.imap = Some("localhost.attacker.example".into());
-        let err = obtain(&global(), &a.request(), &ConfigFile::default()).unwrap_err().0;
+        let err = obtain(&global(), &a.request(), &ConfigFile::default())
+            .unwrap_err()
+            .0;
         assert!(
             err.contains("loopback") && err.contains("localhost.attacker.example"),
             "{err}"
@@ -859,7 +895,14 @@ mod tests {
         let mut a = args("alice@example.test");
         a.server = Some("http://ca.test/dir".into());
         assert!(obtain(&global(), &a.request(), &ConfigFile::default()).is_err());
-        assert!(obtain(&global(), &args("not-an-address").request(), &ConfigFile::default()).is_err());
+        assert!(
+            obtain(
+                &global(),
+                &args("not-an-address").request(),
+                &ConfigFile::default()
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -876,7 +919,13 @@ mod tests {
             email: "alice@example.test".into(),
             ..Default::default()
         };
-        let again = for_renewal(&global(), &renew_args.request(), &ConfigFile::default(), &kept).unwrap();
+        let again = for_renewal(
+            &global(),
+            &renew_args.request(),
+            &ConfigFile::default(),
+            &kept,
+        )
+        .unwrap();
         assert_eq!(again.server, obtained.server);
         assert_eq!(again.imap, obtained.imap);
         assert_eq!(again.key_type, KeyType::P384);

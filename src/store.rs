@@ -20,7 +20,7 @@
 //! `<name>` is the address escaped by [`state_name`]: two addresses never share a name, and an
 //! ordinary lowercase address is its own name. State written under the older, lossy names
 //! ([`safe_name`]) is still found. `<server-id>` is the directory URL's host and port plus a
-//! short hash of the whole URL. A temporary file is named `.<file>.<pid>.tmp`; those left by
+//! short hash of the whole URL. A temporary file is named `.<file>.<n>.<pid>.tmp`; those left by
 //! processes that died are removed when a later run writes into the same folder.
 
 use std::fs::{self, File, OpenOptions};
@@ -331,7 +331,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique within the process too: worker threads may write the same file at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{n}.{}.tmp", std::process::id()));
     // A file under this process's own temporary name is a leftover of a dead process that had
     // the same pid (as in a container, where it is always the same).
     let _ = fs::remove_file(&tmp);

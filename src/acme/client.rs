@@ -230,16 +230,8 @@ impl AcmeClient {
         AcmeClient::open(directory_url, tls, None)
     }
 
-    /// `connect`, with every request (the directory's included) bounded by `deadline`.
-    pub fn connect_until(
-        directory_url: &str,
-        tls: Arc<rustls::ClientConfig>,
-        deadline: Instant,
-    ) -> Result<AcmeClient, AcmeError> {
-        AcmeClient::open(directory_url, tls, Some(deadline))
-    }
-
-    /// `connect_until` for many workers: at most `in_flight` requests at once to this CA.
+    /// `connect` with every request (the directory's included) bounded by `deadline`, for
+    /// clients that [`AcmeClient::worker`] makes: at most `in_flight` requests at once to this CA.
     pub fn connect_shared(
         directory_url: &str,
         tls: Arc<rustls::ClientConfig>,
@@ -298,7 +290,8 @@ impl AcmeClient {
     }
 
     /// Another client of the same CA, for another worker: it shares this one's connections,
-    /// nonces, in-flight limit and pauses, and has its own deadline and counts.
+    /// nonces, in-flight limit and pauses, and has its own deadline (none until set) and
+    /// counts.
     pub fn worker(&self) -> AcmeClient {
         AcmeClient {
             http: self.http.clone(),
@@ -306,7 +299,7 @@ impl AcmeClient {
             shared: Arc::clone(&self.shared),
             nonce: None,
             requests: 0,
-            deadline: self.deadline,
+            deadline: None,
             retries: Vec::new(),
             retried: 0,
             stop: Arc::new(AtomicBool::new(false)),

@@ -128,7 +128,8 @@ impl<'a> CaPool<'a> {
             self.store,
             self.events,
         )?);
-        open.with_account.insert(ca.server.clone(), Arc::clone(&made));
+        open.with_account
+            .insert(ca.server.clone(), Arc::clone(&made));
         Ok(made)
     }
 

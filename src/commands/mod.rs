@@ -82,13 +82,19 @@ impl Ca {
     }
 
     /// Connects to the CA (its directory), with no account yet.
-    pub fn connect(ca: &CaSettings, deadline: Instant, in_flight: usize) -> Result<AcmeClient, Error> {
+    pub fn connect(
+        ca: &CaSettings,
+        deadline: Instant,
+        in_flight: usize,
+    ) -> Result<AcmeClient, Error> {
         let roots = match &ca.ca_bundle {
             Some(path) => crate::tls::load_bundle(path)?,
             None => Vec::new(),
         };
         let tls = crate::tls::client_config(&roots);
-        Ok(AcmeClient::connect_shared(&ca.server, tls, deadline, in_flight)?)
+        Ok(AcmeClient::connect_shared(
+            &ca.server, tls, deadline, in_flight,
+        )?)
     }
 
     /// The CA reached by `client`, with its account loaded or registered.
@@ -104,7 +110,13 @@ impl Ca {
             Some(account) => account,
             None => {
                 let registration = registration(&client, ca, contacts)?;
-                crate::account::load_or_register(&mut client, store, &ca.server, &registration, out)?
+                crate::account::load_or_register(
+                    &mut client,
+                    store,
+                    &ca.server,
+                    &registration,
+                    out,
+                )?
             }
         };
         Ok(Ca {

@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use crate::Error;
 use crate::commands::{Ca, Outcome};
 use crate::issuance::engine::{self, Issued, Job};
 use crate::output::Output;
 use crate::settings::ObtainSettings;
 use crate::store::Store;
-use crate::Error;
 
 /// Runs `obtain`.
 pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {

@@ -4,6 +4,7 @@
 //! the rest go to the issuance engine on `--jobs` workers sharing one account and connection
 //! pool per CA. Each result is printed as it comes (a JSON line with --json), then a summary.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -18,6 +19,9 @@ use crate::renewal::{self, Decision};
 use crate::settings::{self, ConfigFile, ObtainSettings, PasswordSource, Request};
 use crate::store::Store;
 use crate::{Error, clock, exit};
+
+/// How long connecting to a CA and registering its account may take.
+const CONNECT_BUDGET: Duration = Duration::from_secs(300);
 
 /// What becomes of one mailbox before any work.
 enum Plan {
@@ -41,6 +45,12 @@ pub fn run(
         .map_err(Error::Usage)?;
     let mailboxes = resolve(global, args, config)?;
     let store = Store::new(settings::state_dir(global.state_dir.as_deref())?);
+    // The account's contact: --contact, else the manifest's first mailbox (the same in every
+    // shard).
+    let contacts = match (args.contact.is_empty(), mailboxes.first()) {
+        (true, Some(first)) => vec![first.email.clone()],
+        _ => args.contact.clone(),
+    };
     let mailboxes: Vec<ObtainSettings> = mailboxes
         .into_iter()
         .filter(|m| shard.is_none_or(|(k, n)| manifest::shard_of(&m.email, n) == k))
@@ -49,9 +59,11 @@ pub fn run(
     let mut lines = Vec::new();
     let mut to_issue = Vec::new();
     for settings in mailboxes {
-        match plan(&store, &settings, args.force)? {
+        match plan(&store, &settings, args.force) {
             Plan::Issue if args.dry_run => {
-                lines.push(json!({"status": "would-issue", "skipped": false, "email": settings.email}));
+                lines.push(
+                    json!({"status": "would-issue", "skipped": false, "email": settings.email}),
+                );
             }
             Plan::Issue => to_issue.push(settings),
             Plan::Skip(line) => lines.push(line),
@@ -61,23 +73,46 @@ pub fn run(
         out.json_line(line);
     }
 
-    let budget = to_issue.first().map_or(Duration::from_secs(300), |s| s.timeout);
-    let pool = CaPool::new(&store, out, usize::from(args.ca_requests), budget);
     // Each CA is connected, and its account registered (the terms asked about), before any
-    // worker starts; the account's contact is --contact, else the first mailbox's address.
+    // worker starts. A CA that cannot be used fails its own mailboxes, not the others.
+    let setup = Progress::new(out, 0, "", false);
+    let pool = CaPool::new(
+        &store,
+        &setup,
+        usize::from(args.ca_requests),
+        CONNECT_BUDGET,
+    );
+    let mut unusable: HashMap<String, Error> = HashMap::new();
     for settings in &to_issue {
-        let contacts = match args.contact.is_empty() {
-            true => vec![to_issue[0].email.clone()],
-            false => args.contact.clone(),
-        };
-        pool.get(&settings.ca(), contacts)?;
+        let ca = settings.ca();
+        if !unusable.contains_key(&ca.server)
+            && let Err(e) = pool.get(&ca, contacts.clone())
+        {
+            unusable.insert(ca.server.clone(), e);
+        }
+    }
+    let (to_issue, cut_off): (Vec<ObtainSettings>, Vec<ObtainSettings>) = to_issue
+        .into_iter()
+        .partition(|s| !unusable.contains_key(&s.server));
+    for settings in &cut_off {
+        let error = &unusable[&settings.server];
+        let line = json!({
+            "status": "failed",
+            "skipped": false,
+            "email": settings.email,
+            "error": error.kind(),
+            "message": format!("{}: {error}", settings.server),
+            "exit_code": error.exit_code(),
+        });
+        out.json_line(&line);
+        lines.push(line);
     }
     let progress = Progress::new(out, to_issue.len(), "mailboxes", true);
     let mut failed = 0;
     let results = fleet::run(
         &to_issue,
         usize::from(args.jobs),
-        |settings| issue_one(&store, settings, &pool, &progress, args.force),
+        |settings| issue_one(&store, settings, &pool, &contacts, &progress, args.force),
         |settings, result| {
             let line = match result {
                 Ok(line) => line.clone(),
@@ -185,6 +220,7 @@ fn resolve(
     let flags = args.server_layer();
     let mut problems = Vec::new();
     let mut resolved = Vec::new();
+    let mut lines = Vec::new();
     for entry in entries {
         let problem = |field: &str, reason: String| Problem {
             line: entry.line_of(field),
@@ -229,8 +265,24 @@ fn resolve(
                     s.email
                 ),
             )),
-            Ok(s) => resolved.push(s),
+            Ok(s) => {
+                lines.push(entry.line_of("out"));
+                resolved.push(s);
+            }
             Err(e) => problems.push(problem("", format!("{}: {e}", entry.request.email))),
+        }
+    }
+    // Two mailboxes writing one bundle would overwrite each other.
+    let mut outs: HashMap<&std::path::Path, &str> = HashMap::new();
+    for (s, line) in resolved.iter().zip(&lines) {
+        if let Some(path) = &s.out
+            && let Some(first) = outs.insert(path, &s.email)
+        {
+            problems.push(Problem {
+                line: *line,
+                field: "out".into(),
+                reason: format!("{} is the bundle of {first} already", path.display()),
+            });
         }
     }
     if problems.is_empty() {
@@ -241,17 +293,18 @@ fn resolve(
 }
 
 /// Whether the mailbox needs a certificate: not when it holds one that is valid (for this
-/// address, not revoked) and not yet due; `force` issues anyway.
-fn plan(store: &Store, settings: &ObtainSettings, force: bool) -> Result<Plan, Error> {
-    let Some(dir) = store.current(&settings.email)? else {
-        return Ok(Plan::Issue);
+/// address, not revoked) and not yet due; `force` issues anyway. A certificate that cannot be
+/// read is replaced.
+fn plan(store: &Store, settings: &ObtainSettings, force: bool) -> Plan {
+    let Some(dir) = store.current(&settings.email).ok().flatten() else {
+        return Plan::Issue;
     };
     let Ok(held) = Held::read(&dir) else {
-        return Ok(Plan::Issue);
+        return Plan::Issue;
     };
     let options = renewal::Options { days: None, force };
     match renewal::decide(&held.facts(), options, clock::now()) {
-        Decision::NotDue { at, reason } => Ok(Plan::Skip(json!({
+        Decision::NotDue { at, reason } => Plan::Skip(json!({
             "status": "skipped",
             "skipped": true,
             "email": settings.email,
@@ -260,8 +313,8 @@ fn plan(store: &Store, settings: &ObtainSettings, force: bool) -> Result<Plan, E
             "next_renewal": clock::rfc3339(at),
             "reason": reason.name(),
             "folder": held.dir,
-        }))),
-        Decision::Due(_) | Decision::Revoked => Ok(Plan::Issue),
+        })),
+        Decision::Due(_) | Decision::Revoked => Plan::Issue,
     }
 }
 
@@ -270,16 +323,17 @@ fn issue_one(
     store: &Store,
     settings: &ObtainSettings,
     pool: &CaPool<'_>,
+    contacts: &[String],
     progress: &Progress<'_>,
     force: bool,
 ) -> Result<Value, Error> {
     let _lock = store.lock_wait(&settings.email, settings.wait_lock)?;
     // Another run (a shard started twice, a cron overlap) may have finished it meanwhile.
-    if let Plan::Skip(line) = plan(store, settings, force)? {
+    if let Plan::Skip(line) = plan(store, settings, force) {
         return Ok(line);
     }
     let credentials = super::credentials(settings, false)?;
-    let ca = pool.get(&settings.ca(), vec![settings.email.clone()])?;
+    let ca = pool.get(&settings.ca(), contacts.to_vec())?;
     let job = Job {
         settings,
         account: &ca.account,

@@ -213,6 +213,12 @@ fn renew_one(
         })?);
         settings.key_type = held.info.key_type.parse().map_err(Error::Usage)?;
     }
+    if args.jobs > 1 && settings.password == settings::PasswordSource::Prompt {
+        return Err(Error::Usage(format!(
+            "no password source kept for {email}, and nothing is asked on a terminal with --jobs: \
+             set password-file or password-command in its [mailbox] table"
+        )));
+    }
     let credentials = super::credentials(&settings, false)?;
     let ca = pool.get(&settings.ca(), vec![email.to_owned()])?;
     let job = Job {

@@ -41,7 +41,9 @@ pub fn run(
     let info = certificate::describe(&der).map_err(|e| Error::Usage(e.to_string()))?;
     let email = held.as_ref().map(Held::email);
     let _lock = match &email {
-        Some(email) => Some(store.lock_wait(email, settings::wait_lock(global.wait_lock.as_deref())?)?),
+        Some(email) => {
+            Some(store.lock_wait(email, settings::wait_lock(global.wait_lock.as_deref())?)?)
+        }
         None => None,
     };
     // Where it was issued: the flag, else the kept settings, else the configuration file.

@@ -26,8 +26,8 @@ use crate::mail::imap::Mailbox;
 use crate::mail::smtp::{self, Submission};
 use crate::mail::{Login, MailError};
 use crate::settings::ObtainSettings;
-use crate::{pem, secrets};
 use crate::store::{self, Store};
+use crate::{pem, secrets};
 
 /// How much an event matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,9 @@ pub struct Reporter<'a> {
 
 impl std::fmt::Debug for Reporter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reporter").field("email", &self.email).finish()
+        f.debug_struct("Reporter")
+            .field("email", &self.email)
+            .finish()
     }
 }
 
@@ -85,8 +87,7 @@ pub struct Account {
     pub url: String,
 }
 
-/// One certificate to get.
-#[derive(Debug)]
+/// One certificate to get. Its `Debug` leaves out the key.
 pub struct Job<'a> {
     pub settings: &'a ObtainSettings,
     pub account: &'a Account,
@@ -94,6 +95,16 @@ pub struct Job<'a> {
     pub replaces: Option<String>,
     /// The key to certify again (PKCS#8), instead of a fresh one.
     pub reuse_key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Job<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("email", &self.settings.email)
+            .field("replaces", &self.replaces)
+            .field("reuse_key", &self.reuse_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The secrets a job needs, read by the command before the engine starts. Its `Debug` shows
@@ -120,8 +131,6 @@ pub struct Issued {
     pub p12_format: P12Format,
     pub folder: PathBuf,
     pub files: Files,
-    /// The PKCS#12 password was generated (and saved in `files.p12_password`).
-    pub generated_password: bool,
     /// HTTP requests to the CA for this certificate, failed tries included.
     pub http_requests: u32,
     pub challenge_mails_answered: usize,
@@ -137,6 +146,7 @@ pub struct Files {
     pub chain: PathBuf,
     pub fullchain: PathBuf,
     pub p12: PathBuf,
+    /// The generated PKCS#12 password, when none was given.
     pub p12_password: Option<PathBuf>,
     /// The copy of the bundle asked for with `out`.
     pub out: Option<PathBuf>,
@@ -273,10 +283,16 @@ pub fn issue(
                 }
                 key_pkcs8 = Some(make_key(&ctx, &mut pending, job.reuse_key.as_deref())?);
             }
-            Step::Finalize => {
-                let pkcs8 = saved_key(&ctx, &mut key_pkcs8)?;
-                finalize(&ctx, acme, &mut pending, &pkcs8)?;
-            }
+            Step::Finalize => match saved_key(&ctx, &mut key_pkcs8) {
+                Ok(pkcs8) => finalize(&ctx, acme, &mut pending, &pkcs8)?,
+                // Lost before the CSR went out (or with it: then the certificate will not
+                // match and the order is refused at the check): a new key.
+                Err(e) => {
+                    out.warn(&format!("{e}: making a new one"));
+                    pending.key_file = None;
+                    ctx.save(&pending)?;
+                }
+            },
             Step::Download => break download(&ctx, acme, &pending)?,
         }
     };
@@ -285,7 +301,10 @@ pub fn issue(
     }
     let pkcs8 = saved_key(&ctx, &mut key_pkcs8)?;
     let mut issued = save(&ctx, &chain, &pkcs8, credentials.p12_password.as_deref())?;
-    store::remove(&pending_path)?;
+    // The certificate is saved: a journal that stays behind is found done by the next run.
+    if let Err(e) = store::remove(&pending_path) {
+        out.warn(&e.to_string());
+    }
     if let Some(key_file) = &pending.key_file {
         let _ = std::fs::remove_file(key_file);
     }
@@ -609,8 +628,8 @@ fn save(
 ) -> Result<Issued, Error> {
     let settings = ctx.settings;
     let key_pair = keys::load(settings.key_type, pkcs8)?;
-    let info: CertInfo = certificate::check(chain, key_pair.der_bytes(), &settings.email)
-        .map_err(|e| {
+    let info: CertInfo =
+        certificate::check(chain, key_pair.der_bytes(), &settings.email).map_err(|e| {
             Error::CaRefused(format!(
                 "{e}; the key is kept in {}",
                 key_path(ctx).display()
@@ -624,6 +643,13 @@ fn save(
     {
         ctx.out
             .info("this certificate was saved by an earlier run: not saved again");
+        // What comes after the folder is written again, in case the run ended in between.
+        keep_settings(ctx)?;
+        if let Some(out_path) = &settings.out {
+            let p12 = store::read_optional(&dir.join(&p12_name), 1024 * 1024)?
+                .ok_or_else(|| Error::Internal(format!("{} has no bundle", dir.display())))?;
+            store::write_atomic(out_path, &p12)?;
+        }
         let password = dir.join("p12-password");
         return Ok(saved(
             settings,
@@ -662,18 +688,25 @@ fn save(
     if let Some(path) = &password_file {
         store::write_new(path, format!("{password}\n").as_bytes())?;
     }
+    // The copy and the kept settings before `current`: a certificate is current only once
+    // everything that goes with it is in place.
+    if let Some(out_path) = &settings.out {
+        store::write_atomic(out_path, &p12)?;
+    }
+    keep_settings(ctx)?;
     store::write_atomic(
         &certs.join("current"),
         format!("{folder_name}\n").as_bytes(),
     )?;
-    store::write_json(
-        &ctx.store.settings_file(&settings.email),
-        &crate::settings::to_config(settings),
-    )?;
-    if let Some(out_path) = &settings.out {
-        store::write_atomic(out_path, &p12)?;
-    }
     Ok(saved(settings, info, &dir, &p12_name, password_file))
+}
+
+/// The settings `renew` goes on with.
+fn keep_settings(ctx: &Ctx<'_>) -> Result<(), Error> {
+    Ok(store::write_json(
+        &ctx.store.settings_file(&ctx.settings.email),
+        &crate::settings::to_config(ctx.settings),
+    )?)
 }
 
 fn saved(
@@ -689,7 +722,6 @@ fn saved(
         key_type: settings.key_type,
         p12_format: settings.p12_format,
         folder: dir.to_owned(),
-        generated_password: p12_password.is_some(),
         files: Files {
             key: dir.join("key.pem"),
             certificate: dir.join("cert.pem"),

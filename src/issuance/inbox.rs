@@ -12,9 +12,9 @@ use super::{Pending, dated_for_order};
 use crate::Error;
 use crate::challenge::authenticity::{AuthFailure, ChallengeAuth};
 use crate::challenge::mail::{self, ChallengeMail, Expected, Rejection};
-use crate::mail::{Login, MailError};
 use crate::mail::dkim::Verifier;
 use crate::mail::imap::{Mailbox, Mark};
+use crate::mail::{Login, MailError};
 
 /// How long the DKIM keys of one mail may take to fetch at first; a mail whose lookups ran out
 /// is judged again later with twice the time, after twice the wait, so that a mail naming DNS
@@ -249,7 +249,13 @@ impl<'c> Watcher<'c> {
     }
 }
 
-fn ignored(out: super::engine::Reporter<'_>, uid: u32, folder: &str, subject: &str, reason: &Rejection) {
+fn ignored(
+    out: super::engine::Reporter<'_>,
+    uid: u32,
+    folder: &str,
+    subject: &str,
+    reason: &Rejection,
+) {
     out.info(&format!(
         "ignored mail {uid} in {folder} ({subject:?}): {reason}"
     ));

@@ -62,7 +62,11 @@ impl Login<'_> {
     /// identity; None for the other forms.
     pub fn plain_with_authzid(&self) -> Option<Vec<u8>> {
         let master = self.master.filter(|m| m.separator.is_none())?;
-        Some([self.user, master.user.as_str(), self.password].join("\0").into_bytes())
+        Some(
+            [self.user, master.user.as_str(), self.password]
+                .join("\0")
+                .into_bytes(),
+        )
     }
 
     /// Who is logging in, for messages: `user` or `user (as admin)`.

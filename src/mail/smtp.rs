@@ -277,9 +277,7 @@ fn open(
     };
     match login.plain_with_authzid() {
         Some(message) => {
-            connection
-                .command(AuthPlain(message))
-                .map_err(refused)?;
+            connection.command(AuthPlain(message)).map_err(refused)?;
         }
         None => {
             let credentials = Credentials::new(login.login_name(), submission.password.to_owned());
