@@ -170,13 +170,15 @@ pub struct RenewArgs {
 /// p12-format, p12-password-file, out, challenge-auth, dns-server, server, ca-bundle, eab-kid,
 /// eab-hmac-key-file, token-join, challenge-timing, timeout). In TOML, a [defaults] table holds
 /// what every [[mailbox]] shares; in CSV, each column is one setting and an empty cell leaves
-/// it unset. In `out`, {email} stands for the address. With master-user, every mailbox is
-/// reached with the administrator's credentials, so no user's password is needed.
+/// it unset. In `out`, {email} stands for the address (lowercased; characters other than
+/// letters, digits and @._+- as _). With master-user, every mailbox is reached with the
+/// administrator's credentials, so no user's password is needed.
 ///
 /// A mailbox holding a valid certificate that is not yet due for renewal is skipped (--force
 /// gets a new one anyway), so the same manifest can be run again after a failure or a kill: what
 /// is done stays done, an order under way resumes. The CA account is shared by all mailboxes of
-/// a CA, as are its HTTPS connections; a CA that says "slow down" slows every worker.
+/// a CA (registered with --contact, else the manifest's first address), as are its HTTPS
+/// connections; a CA that says "slow down" slows every worker.
 ///
 /// --shard K/N takes only the mailboxes whose address hashes into shard K of N (SHA-256 of the
 /// lowercased address, its first 8 bytes as a big-endian number, modulo N, plus 1), so that N

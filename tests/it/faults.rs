@@ -18,13 +18,13 @@ use smime_acme::store::Store;
 /// The fault proxy, stopped when dropped. The runs reach the CA through it as their HTTPS
 /// proxy, so they keep the CA's own URLs (acme2certifier checks the URL inside each signed
 /// request against its own).
-struct FaultProxy {
+pub struct FaultProxy {
     _fake: Fake,
     port: u16,
 }
 
 impl FaultProxy {
-    fn start() -> FaultProxy {
+    pub fn start() -> FaultProxy {
         let fake = Fake::start("fault_proxy.py");
         let port = fake.port;
         FaultProxy { _fake: fake, port }
@@ -48,12 +48,12 @@ impl FaultProxy {
     }
 
     /// Arms a fault (`kind=...&count=...`, see the proxy's doc comment).
-    fn arm(&self, query: &str) {
+    pub fn arm(&self, query: &str) {
         self.control(&format!("/fault?{query}"));
     }
 
     /// The requests seen so far (method, path, status, fault) and the faults fired by kind.
-    fn stats(&self) -> Value {
+    pub fn stats(&self) -> Value {
         serde_json::from_str(&self.control("/stats")).expect("JSON stats")
     }
 
@@ -87,7 +87,11 @@ impl FaultProxy {
         while let Some(flag) = rest.next() {
             args = with_flag(args, flag, rest.next().copied().unwrap_or_default());
         }
-        let mut cmd = command(args);
+        self.through(command(args))
+    }
+
+    /// `cmd` with its HTTPS going through the proxy (and no other proxy).
+    pub fn through(&self, mut cmd: Command) -> Command {
         let proxy = format!("http://127.0.0.1:{}", self.port);
         for key in [
             "NO_PROXY",

@@ -971,7 +971,7 @@ fn a_451_to_rcpt_is_tried_again() -> TestResult {
 }
 
 /// The files under `dir` (recursively).
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {

@@ -10,16 +10,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::obtain::{ca_lock, command, state_dir, stderr, tool};
-use crate::testbed::{Fake, TestResult, Testbed, fetch_all, headers};
+use crate::faults::FaultProxy;
+use crate::obtain::{ca_lock, command, files_under, state_dir, stderr, tool};
+use crate::testbed::{TestResult, Testbed, fetch_all, headers};
 use smime_acme::store::Store;
 
 /// `staff<n>@example.test` for each n.
@@ -509,22 +509,6 @@ impl Tripwire {
             Err(e) => panic!("{what}: accept: {e}"),
         }
     }
-}
-
-/// The files under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.extend(files_under(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }
 
 /// Nothing was made in the state folder for any mailbox or account.
@@ -1092,61 +1076,6 @@ fn shards_split_the_manifest_and_run_side_by_side() -> TestResult {
     assert_eq!(accounts(&state), 1, "the two runs share one account");
     assert_one_reply_each(&replies_before, &replies_by_sender(&tb)?, &emails);
     Ok(())
-}
-
-/// The fault proxy of `tests/fake/fault_proxy.py` (see faults.rs), stopped when dropped.
-struct FaultProxy {
-    _fake: Fake,
-    port: u16,
-}
-
-impl FaultProxy {
-    fn start() -> FaultProxy {
-        let fake = Fake::start("fault_proxy.py");
-        let port = fake.port;
-        FaultProxy { _fake: fake, port }
-    }
-
-    fn control(&self, path_and_query: &str) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("the fault proxy");
-        write!(
-            stream,
-            "GET {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .expect("a control request");
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .expect("a control answer");
-        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-        assert!(head.starts_with("HTTP/1.1 200"), "{path_and_query}: {head}");
-        body.to_owned()
-    }
-
-    fn arm(&self, query: &str) {
-        self.control(&format!("/fault?{query}"));
-    }
-
-    fn stats(&self) -> Value {
-        serde_json::from_str(&self.control("/stats")).expect("JSON stats")
-    }
-
-    /// `cmd` with its HTTPS going through the proxy.
-    fn through(&self, mut cmd: Command) -> Command {
-        let proxy = format!("http://127.0.0.1:{}", self.port);
-        for key in [
-            "NO_PROXY",
-            "no_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-        ] {
-            cmd.env_remove(key);
-        }
-        cmd.env("HTTPS_PROXY", &proxy).env("https_proxy", &proxy);
-        cmd
-    }
 }
 
 #[test]
