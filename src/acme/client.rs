@@ -802,6 +802,68 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    fn new_shared(limit: usize) -> Shared {
+        Shared {
+            in_flight: Mutex::new(0),
+            slot_freed: Condvar::new(),
+            limit,
+            paused_until: Mutex::new(None),
+            nonces: Mutex::new(Vec::new()),
+            requests: AtomicU32::new(0),
+            handshakes: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    #[test]
+    fn requests_in_flight_never_pass_the_limit() {
+        let shared = new_shared(3);
+        let now = AtomicU32::new(0);
+        let most = AtomicU32::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..12 {
+                scope.spawn(|| {
+                    for _ in 0..5 {
+                        let _slot = shared.slot();
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(2));
+                        now.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 3, "all slots used, never more");
+        assert_eq!(
+            *shared.in_flight.lock().unwrap(),
+            0,
+            "every slot given back"
+        );
+    }
+
+    #[test]
+    fn a_pause_is_only_ever_lengthened() {
+        let shared = new_shared(1);
+        assert_eq!(shared.paused_until(), None);
+        shared.pause(Duration::from_secs(60));
+        let long = shared.paused_until().expect("paused");
+        shared.pause(Duration::from_secs(1));
+        assert_eq!(
+            shared.paused_until(),
+            Some(long),
+            "a shorter wait does not shorten it"
+        );
+        shared.pause(Duration::ZERO);
+        assert_eq!(shared.paused_until(), Some(long));
+        let short = new_shared(1);
+        short.pause(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            short.paused_until(),
+            None,
+            "a pause in the past holds nothing back"
+        );
+    }
+
     #[test]
     fn retry_after_seconds_and_dates() {
         let now = httpdate::parse_http_date("Sat, 28 Nov 2026 15:00:00 GMT").unwrap();

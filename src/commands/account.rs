@@ -37,8 +37,8 @@ pub fn run(
         ..flags
     };
     let ca = settings::ca(&[&flags, &config.server])?;
-    let (server, ca_bundle) = (ca.server.clone(), ca.ca_bundle.clone());
-    let mut acme = super::connect(&server, ca_bundle.as_ref())?;
+    let server = ca.server.clone();
+    let mut acme = super::Ca::connect(&ca, std::time::Instant::now() + super::fleet::BUDGET, 1)?;
     let reporter = crate::issuance::engine::Reporter {
         events: out,
         email: "",

@@ -18,6 +18,9 @@ use crate::output::Output;
 use crate::settings::CaSettings;
 use crate::store::Store;
 
+/// How long connecting to a CA and registering its account may take.
+pub const BUDGET: Duration = Duration::from_secs(300);
+
 /// Runs `work` on every item with `jobs` threads; `done` sees each result on the calling thread
 /// as it comes (in the order they finish). Returns the results in the items' order.
 pub fn run<T: Sync, R: Send>(

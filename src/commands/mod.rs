@@ -81,7 +81,8 @@ impl Ca {
         Ca::with_account(client, ca, contacts, store, events)
     }
 
-    /// Connects to the CA (its directory), with no account yet.
+    /// Connects to the CA (its directory), trusting the system roots and those in its bundle;
+    /// no account yet.
     pub fn connect(
         ca: &CaSettings,
         deadline: Instant,
@@ -158,18 +159,6 @@ pub fn registration(
         agree_tos,
         eab,
     })
-}
-
-/// Connects to the CA at `server`, trusting the system roots and those in `ca_bundle`.
-pub fn connect(server: &str, ca_bundle: Option<&PathBuf>) -> Result<AcmeClient, Error> {
-    let roots = match ca_bundle {
-        Some(path) => crate::tls::load_bundle(path)?,
-        None => Vec::new(),
-    };
-    Ok(AcmeClient::connect(
-        server,
-        crate::tls::client_config(&roots),
-    )?)
 }
 
 /// The CA's last renewal window for a certificate, and when to ask again (`renewal-info.json`).

@@ -5,7 +5,7 @@
 //! pool per CA. Each result is printed as it comes (a JSON line with --json), then a summary.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -19,9 +19,6 @@ use crate::renewal::{self, Decision};
 use crate::settings::{self, ConfigFile, ObtainSettings, PasswordSource, Request};
 use crate::store::Store;
 use crate::{Error, clock, exit};
-
-/// How long connecting to a CA and registering its account may take.
-const CONNECT_BUDGET: Duration = Duration::from_secs(300);
 
 /// What becomes of one mailbox before any work.
 enum Plan {
@@ -76,12 +73,7 @@ pub fn run(
     // Each CA is connected, and its account registered (the terms asked about), before any
     // worker starts. A CA that cannot be used fails its own mailboxes, not the others.
     let setup = Progress::new(out, 0, "", false);
-    let pool = CaPool::new(
-        &store,
-        &setup,
-        usize::from(args.ca_requests),
-        CONNECT_BUDGET,
-    );
+    let pool = CaPool::new(&store, &setup, usize::from(args.ca_requests), fleet::BUDGET);
     let mut unusable: HashMap<String, Error> = HashMap::new();
     for settings in &to_issue {
         let ca = settings.ca();

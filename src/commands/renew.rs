@@ -61,7 +61,7 @@ pub fn run(
     let progress = Progress::new(out, emails.len(), "certificates", jobs > 1);
     // One mailbox at a time keeps the single spinner; several get the fleet's display.
     let events: &dyn Events = if jobs > 1 { &progress } else { out };
-    let pool = CaPool::new(&store, events, 16, std::time::Duration::from_secs(300));
+    let pool = CaPool::new(&store, events, 16, fleet::BUDGET);
     let mut failed = 0;
     let results = fleet::run(
         &emails,

@@ -58,9 +58,9 @@ pub fn run(
         ..ServerConfig::default()
     };
     let ca = settings::ca(&[&flags, &kept_server, &config.server])?;
-    let (server, ca_bundle) = (ca.server, ca.ca_bundle);
+    let server = ca.server.clone();
 
-    let mut acme = super::connect(&server, ca_bundle.as_ref())?;
+    let mut acme = super::Ca::connect(&ca, std::time::Instant::now() + super::fleet::BUDGET, 1)?;
     let url = acme
         .directory
         .revoke_cert
