@@ -287,7 +287,8 @@ fn address_of_folder(dir: &Path, name: &str) -> Option<String> {
     )
 }
 
-/// The folders directly in `dir` (none if it does not exist).
+/// The folders directly in `dir` (none if it does not exist), leaving out those whose name
+/// starts with a dot: folders being written (see [`publish_folder`]).
 fn subfolders(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let entries = match fs::read_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -299,8 +300,46 @@ fn subfolders(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     Ok(entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| e.path())
         .collect())
+}
+
+/// Where a folder is written before it is published under `final_path`'s name: beside it,
+/// hidden (`.<name>.partial`), so that a folder is seen whole or not at all.
+pub fn partial_folder(final_path: &Path) -> PathBuf {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    final_path.with_file_name(format!(".{name}.partial"))
+}
+
+/// Renames the folder written at `partial_folder(final_path)` to `final_path`, durably.
+pub fn publish_folder(final_path: &Path) -> Result<(), StoreError> {
+    let err = |source| StoreError::Write {
+        path: final_path.to_owned(),
+        source,
+    };
+    fs::rename(partial_folder(final_path), final_path).map_err(err)?;
+    if let Some(parent) = final_path.parent() {
+        File::open(parent).and_then(|d| d.sync_all()).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Removes the folders in `dir` that a run killed while writing them left (`.<name>.partial`);
+/// the caller holds the lock that such runs held.
+pub fn remove_partial_folders(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".partial") {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Creates `dir` and its parents, each new one 0700.

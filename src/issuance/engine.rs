@@ -637,19 +637,37 @@ fn save(
         })?;
     let certs = ctx.store.certs_dir(&settings.email);
     let p12_name = format!("{}.p12", store::safe_name(&settings.email));
-    if let Some(dir) = ctx.store.current(&settings.email)?
-        && let Some(pem) = store::read_optional(&dir.join("cert.pem"), 1024 * 1024)?
-        && certificate::parse_pem_chain(&pem).is_ok_and(|held| held.first() == chain.first())
-    {
+    // Saved by an earlier run that ended before it made the certificate current, or before it
+    // removed its journal: not saved twice.
+    let holds_it = |dir: &PathBuf| {
+        store::read_optional(&dir.join("cert.pem"), 1024 * 1024)
+            .ok()
+            .flatten()
+            .is_some_and(|pem| {
+                certificate::parse_pem_chain(&pem).is_ok_and(|held| held.first() == chain.first())
+            })
+    };
+    let earlier = ctx
+        .store
+        .history(&settings.email)?
+        .into_iter()
+        .rev()
+        .find(holds_it);
+    if let Some(dir) = earlier {
         ctx.out
             .info("this certificate was saved by an earlier run: not saved again");
         // What comes after the folder is written again, in case the run ended in between.
-        keep_settings(ctx)?;
         if let Some(out_path) = &settings.out {
             let p12 = store::read_optional(&dir.join(&p12_name), 1024 * 1024)?
                 .ok_or_else(|| Error::Internal(format!("{} has no bundle", dir.display())))?;
             store::write_atomic(out_path, &p12)?;
         }
+        keep_settings(ctx)?;
+        let folder_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        store::write_atomic(
+            &certs.join("current"),
+            format!("{}\n", folder_name.unwrap_or_default()).as_bytes(),
+        )?;
         let password = dir.join("p12-password");
         return Ok(saved(
             settings,
@@ -674,6 +692,9 @@ fn save(
 
     let folder_name = format!("{}-{}", crate::clock::now(), info.short_serial());
     let dir = certs.join(&folder_name);
+    // Written hidden, then renamed: a folder is there whole or not at all.
+    store::remove_partial_folders(&certs);
+    let partial = store::partial_folder(&dir);
     let files = [
         ("key.pem", pem::private_key(pkcs8).into_bytes()),
         ("cert.pem", pem::chain(&chain[..1]).into_bytes()),
@@ -682,12 +703,16 @@ fn save(
         (p12_name.as_str(), p12.clone()),
     ];
     for (name, bytes) in &files {
-        store::write_new(&dir.join(name), bytes)?;
+        store::write_new(&partial.join(name), bytes)?;
     }
+    if generated {
+        store::write_new(
+            &partial.join("p12-password"),
+            format!("{password}\n").as_bytes(),
+        )?;
+    }
+    store::publish_folder(&dir)?;
     let password_file = generated.then(|| dir.join("p12-password"));
-    if let Some(path) = &password_file {
-        store::write_new(path, format!("{password}\n").as_bytes())?;
-    }
     // The copy and the kept settings before `current`: a certificate is current only once
     // everything that goes with it is in place.
     if let Some(out_path) = &settings.out {
