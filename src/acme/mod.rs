@@ -2,4 +2,5 @@
 
 pub mod client;
 pub mod jws;
+mod pace;
 pub mod types;

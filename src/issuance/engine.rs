@@ -5,29 +5,29 @@
 //! (`watch`), key, finalize, download, save. It never prompts and never prints: what it does goes
 //! out as [`Events`] naming the mailbox. `obtain`, `renew` and `provision` drive it. IO driver.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rcgen::PublicKeyData;
 use serde_json::json;
 
+use super::save::save;
 use super::watch::{self, Backoff, Ctx, MailSide};
 use super::{Pending, Step};
 use crate::Error;
 use crate::acme::client::{AcmeClient, AcmeError};
 use crate::acme::jws::{self, AccountKey, KeyRef};
 use crate::acme::types::{Authorization, Identifier, Order, Status};
-use crate::bundle::{self, P12Format};
+use crate::bundle::P12Format;
 use crate::certificate::{self, CertInfo};
 use crate::challenge::authenticity::ChallengeAuth;
 use crate::keys::{self, KeyType};
 use crate::mail::imap::Mailbox;
 use crate::mail::smtp::{self, Submission};
 use crate::mail::{Login, MailError};
+use crate::pem;
 use crate::settings::ObtainSettings;
 use crate::store::{self, Store};
-use crate::{pem, secrets};
 
 /// How much an event matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -491,7 +491,7 @@ fn fetch_authorization(
     ctx.save(pending)
 }
 
-fn key_path(ctx: &Ctx<'_>) -> PathBuf {
+pub(super) fn key_path(ctx: &Ctx<'_>) -> PathBuf {
     ctx.pending_path.with_extension("key.pem")
 }
 
@@ -616,148 +616,4 @@ fn download(
     ctx.out.phase("downloading the certificate");
     let response = acme.post(ctx.key, KeyRef::Kid(&pending.account_url), &url, None)?;
     certificate::parse_pem_chain(&response.body).map_err(|e| Error::CaRefused(e.to_string()))
-}
-
-/// Checks the chain and saves key, certificates and the PKCS#12 in a new folder. A chain saved
-/// already (a run killed before it removed its journal) is not saved twice.
-fn save(
-    ctx: &Ctx<'_>,
-    chain: &[Vec<u8>],
-    pkcs8: &[u8],
-    p12_password: Option<&str>,
-) -> Result<Issued, Error> {
-    let settings = ctx.settings;
-    let key_pair = keys::load(settings.key_type, pkcs8)?;
-    let info: CertInfo =
-        certificate::check(chain, key_pair.der_bytes(), &settings.email).map_err(|e| {
-            Error::CaRefused(format!(
-                "{e}; the key is kept in {}",
-                key_path(ctx).display()
-            ))
-        })?;
-    let certs = ctx.store.certs_dir(&settings.email);
-    let p12_name = format!("{}.p12", store::safe_name(&settings.email));
-    // Saved by an earlier run that ended before it made the certificate current, or before it
-    // removed its journal: not saved twice.
-    let holds_it = |dir: &PathBuf| {
-        store::read_optional(&dir.join("cert.pem"), 1024 * 1024)
-            .ok()
-            .flatten()
-            .is_some_and(|pem| {
-                certificate::parse_pem_chain(&pem).is_ok_and(|held| held.first() == chain.first())
-            })
-    };
-    let earlier = ctx
-        .store
-        .history(&settings.email)?
-        .into_iter()
-        .rev()
-        .find(holds_it);
-    if let Some(dir) = earlier {
-        ctx.out
-            .info("this certificate was saved by an earlier run: not saved again");
-        // What comes after the folder is written again, in case the run ended in between.
-        if let Some(out_path) = &settings.out {
-            let p12 = store::read_optional(&dir.join(&p12_name), 1024 * 1024)?
-                .ok_or_else(|| Error::Internal(format!("{} has no bundle", dir.display())))?;
-            store::write_atomic(out_path, &p12)?;
-        }
-        keep_settings(ctx)?;
-        let folder_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-        store::write_atomic(
-            &certs.join("current"),
-            format!("{}\n", folder_name.unwrap_or_default()).as_bytes(),
-        )?;
-        let password = dir.join("p12-password");
-        return Ok(saved(
-            settings,
-            info,
-            &dir,
-            &p12_name,
-            password.exists().then_some(password),
-        ));
-    }
-    let (password, generated) = match p12_password {
-        Some(p) => (p.to_owned(), false),
-        None => (secrets::generate_password(), true),
-    };
-    let p12 = bundle::pkcs12(
-        &settings.email,
-        pkcs8,
-        chain,
-        &password,
-        settings.p12_format,
-    )?;
-    bundle::check_pkcs12(&p12, &password, &chain[0])?;
-
-    let folder_name = format!("{}-{}", crate::clock::now(), info.short_serial());
-    let dir = certs.join(&folder_name);
-    // Written hidden, then renamed: a folder is there whole or not at all.
-    store::remove_partial_folders(&certs);
-    let partial = store::partial_folder(&dir);
-    let files = [
-        ("key.pem", pem::private_key(pkcs8).into_bytes()),
-        ("cert.pem", pem::chain(&chain[..1]).into_bytes()),
-        ("chain.pem", pem::chain(&chain[1..]).into_bytes()),
-        ("fullchain.pem", pem::chain(chain).into_bytes()),
-        (p12_name.as_str(), p12.clone()),
-    ];
-    for (name, bytes) in &files {
-        store::write_new(&partial.join(name), bytes)?;
-    }
-    if generated {
-        store::write_new(
-            &partial.join("p12-password"),
-            format!("{password}\n").as_bytes(),
-        )?;
-    }
-    store::publish_folder(&dir)?;
-    let password_file = generated.then(|| dir.join("p12-password"));
-    // The copy and the kept settings before `current`: a certificate is current only once
-    // everything that goes with it is in place.
-    if let Some(out_path) = &settings.out {
-        store::write_atomic(out_path, &p12)?;
-    }
-    keep_settings(ctx)?;
-    store::write_atomic(
-        &certs.join("current"),
-        format!("{folder_name}\n").as_bytes(),
-    )?;
-    Ok(saved(settings, info, &dir, &p12_name, password_file))
-}
-
-/// The settings `renew` goes on with.
-fn keep_settings(ctx: &Ctx<'_>) -> Result<(), Error> {
-    Ok(store::write_json(
-        &ctx.store.settings_file(&ctx.settings.email),
-        &crate::settings::to_config(ctx.settings),
-    )?)
-}
-
-fn saved(
-    settings: &ObtainSettings,
-    info: CertInfo,
-    dir: &Path,
-    p12_name: &str,
-    p12_password: Option<PathBuf>,
-) -> Issued {
-    Issued {
-        email: settings.email.clone(),
-        info,
-        key_type: settings.key_type,
-        p12_format: settings.p12_format,
-        folder: dir.to_owned(),
-        files: Files {
-            key: dir.join("key.pem"),
-            certificate: dir.join("cert.pem"),
-            chain: dir.join("chain.pem"),
-            fullchain: dir.join("fullchain.pem"),
-            p12: dir.join(p12_name),
-            p12_password,
-            out: settings.out.clone(),
-        },
-        http_requests: 0,
-        challenge_mails_answered: 0,
-        reply_sent_at_unix_ms: None,
-    }
 }

@@ -6,6 +6,7 @@
 
 pub mod engine;
 mod inbox;
+mod save;
 pub mod watch;
 
 use std::collections::BTreeMap;
