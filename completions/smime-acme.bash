@@ -19,6 +19,9 @@ _smime__acme() {
             smime__acme,account)
                 cmd="smime__acme__subcmd__account"
                 ;;
+            smime__acme,doctor)
+                cmd="smime__acme__subcmd__doctor"
+                ;;
             smime__acme,export)
                 cmd="smime__acme__subcmd__export"
                 ;;
@@ -82,6 +85,9 @@ _smime__acme() {
             smime__acme__subcmd__help,account)
                 cmd="smime__acme__subcmd__help__subcmd__account"
                 ;;
+            smime__acme__subcmd__help,doctor)
+                cmd="smime__acme__subcmd__help__subcmd__doctor"
+                ;;
             smime__acme__subcmd__help,export)
                 cmd="smime__acme__subcmd__help__subcmd__export"
                 ;;
@@ -128,7 +134,7 @@ _smime__acme() {
 
     case "${cmd}" in
         smime__acme)
-            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --help --version obtain renew revoke account list show export provision help"
+            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --help --version obtain renew revoke account list show export provision doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -471,6 +477,132 @@ _smime__acme() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smime__subcmd__acme__subcmd__doctor)
+            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --imap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --imap-security)
+                    COMPREPLY=($(compgen -W "tls starttls plain" -- "${cur}"))
+                    return 0
+                    ;;
+                --imap-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --smtp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --smtp-security)
+                    COMPREPLY=($(compgen -W "tls starttls plain" -- "${cur}"))
+                    return 0
+                    ;;
+                --smtp-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --master-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --master-separator)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch-folder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-type)
+                    COMPREPLY=($(compgen -W "rsa2048 rsa3072 rsa4096 p256 p384 ed25519" -- "${cur}"))
+                    return 0
+                    ;;
+                --usage)
+                    COMPREPLY=($(compgen -W "both sign encrypt" -- "${cur}"))
+                    return 0
+                    ;;
+                --p12-format)
+                    COMPREPLY=($(compgen -W "compat modern" -- "${cur}"))
+                    return 0
+                    ;;
+                --p12-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eab-kid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eab-hmac-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --challenge-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dns-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-join)
+                    COMPREPLY=($(compgen -W "string bytes" -- "${cur}"))
+                    return 0
+                    ;;
+                --challenge-timing)
+                    COMPREPLY=($(compgen -W "auto reply-first post-first" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smime__subcmd__acme__subcmd__export)
             opts="-v -q -h --format --all-keys --out --p12-password-file --config --state-dir --verbose --quiet --json --wait-lock --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -510,7 +642,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__help)
-            opts="obtain renew revoke account list show export provision help"
+            opts="obtain renew revoke account list show export provision doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -596,6 +728,20 @@ _smime__acme() {
         smime__subcmd__acme__subcmd__help__subcmd__account__subcmd__update)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smime__subcmd__acme__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

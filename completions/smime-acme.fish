@@ -40,6 +40,7 @@ complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "list" -d 'Lis
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "show" -d 'Show one address\'s current certificate, its renewal time and files, and its history'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "provision" -d 'Get certificates for many mailboxes listed in a manifest, several at once'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "doctor" -d 'Check everything obtain needs for an address, one line each'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
@@ -237,15 +238,64 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s v -l
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "obtain" -d 'Get a certificate for EMAIL: order it, answer the CA\'s challenge mail, save a PKCS#12 bundle'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "renew" -d 'Renew the certificates that are due, with the settings each was obtained with'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "revoke" -d 'Revoke a certificate, signed by the account key or by the certificate\'s own key'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "account" -d 'Manage the ACME account kept for a CA: register, show, update contacts, roll over its key, deactivate it'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "list" -d 'List the certificates in the state folder: address, serial, expiry, next renewal, status'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "show" -d 'Show one address\'s current certificate, its renewal time and files, and its history'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "provision" -d 'Get certificates for many mailboxes listed in a manifest, several at once'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l imap -d 'IMAP server [default: the address\'s domain, port by security]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l imap-security -d 'IMAP connection security [default: tls]' -r -f -a "tls\t''
+starttls\t''
+plain\t''"
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l imap-user -d 'IMAP user name [default: EMAIL]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l smtp -d 'SMTP submission server [default: the IMAP host, port by security]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l smtp-security -d 'SMTP connection security [default: tls]' -r -f -a "tls\t''
+starttls\t''
+plain\t''"
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l smtp-user -d 'SMTP user name [default: the IMAP user]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l master-user -d 'Log in to IMAP and SMTP as this administrator (a Dovecot master user, a Cyrus or Stalwart admin) on behalf of the user, with the administrator\'s password (SASL PLAIN with an authorization identity)' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l master-separator -d 'With --master-user: log in as USER<SEP>ADMIN instead (Dovecot\'s auth_master_user_separator, e.g. "*")' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l password-file -d 'Read the mail password from this file (first line)' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l password-command -d 'Run this command (with sh -c) and take the mail password from its first output line' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l watch-folder -d 'Folders to watch besides INBOX (repeatable; e.g. Junk)' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l key-type -d 'Certificate key type [default: rsa3072]' -r -f -a "rsa2048\t''
+rsa3072\t''
+rsa4096\t''
+p256\t''
+p384\t''
+ed25519\t''"
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l usage -d 'What the certificate is for; ed25519 keys can only sign [default: both]' -r -f -a "both\t''
+sign\t''
+encrypt\t''"
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l p12-format -d 'PKCS#12 encryption: compat (3DES/SHA-1, imports everywhere incl. Apple) or modern (AES-256/SHA-256) [default: compat]' -r -f -a "compat\t''
+modern\t''"
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l p12-password-file -d 'Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l out -d 'Also write the PKCS#12 bundle here' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l challenge-auth -d 'How to check the challenge mail is from the CA: dkim, authentication-results:<AUTHSERV-ID>, or none (insecure) [default: dkim]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l dns-server -d 'DNS server for DKIM key lookups [default: the system\'s]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l token-join -d 'How the CA joins the token parts: string (most CAs) or bytes [default: string]' -r -f -a "string\t''
+bytes\t''"
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l challenge-timing -d 'When to tell the CA the challenge is answered: auto (after the reply, or early if no mail comes), reply-first, post-first [default: auto]' -r -f -a "auto\t''
+reply-first\t''
+post-first\t''"
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l timeout -d 'Overall wait for the CA and the mail, e.g. 90s, 30m, 1h [default: 30m]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l agree-tos -d 'Agree to the CA\'s terms of service (otherwise asked on a terminal)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "obtain" -d 'Get a certificate for EMAIL: order it, answer the CA\'s challenge mail, save a PKCS#12 bundle'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "renew" -d 'Renew the certificates that are due, with the settings each was obtained with'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "revoke" -d 'Revoke a certificate, signed by the account key or by the certificate\'s own key'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "account" -d 'Manage the ACME account kept for a CA: register, show, update contacts, roll over its key, deactivate it'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "list" -d 'List the certificates in the state folder: address, serial, expiry, next renewal, status'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "show" -d 'Show one address\'s current certificate, its renewal time and files, and its history'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "provision" -d 'Get certificates for many mailboxes listed in a manifest, several at once'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "doctor" -d 'Check everything obtain needs for an address, one line each'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "register" -d 'Create the account (a new ES256 key kept in the state folder)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "show" -d 'Show the account as the CA has it'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "update" -d 'Replace the account\'s contact addresses'

@@ -120,6 +120,24 @@ pub enum Command {
     Show(ShowArgs),
     Export(ExportArgs),
     Provision(ProvisionArgs),
+    Doctor(Box<DoctorArgs>),
+}
+
+/// Check everything obtain needs for an address, one line each.
+///
+/// In order: the settings resolve; the CA's directory is reachable (its terms, whether it
+/// requires external account binding, whether it offers renewal information); IMAP login, IDLE
+/// and the folders watched; SMTP login; a test mail to the address itself, read back (is it
+/// DKIM-signed with d= the address's domain, as a CA validating the reply needs, and what the
+/// receiving server's Authentication-Results say; the test mail is removed); the clock against
+/// the CA's; the state folder readable by its owner only. Takes obtain's settings. Exit status 0
+/// when every check passes, else that of the first failing check (2 settings, 5 or 8 the CA,
+/// 6 mail, 1 clock or state folder).
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub obtain: ObtainArgs,
 }
 
 /// Renew the certificates that are due, with the settings each was obtained with.

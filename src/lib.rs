@@ -187,6 +187,9 @@ where
                 Command::Show(args) => commands::list::show(global, &args.email),
                 Command::Export(args) => commands::export::run(global, args, &out),
                 Command::Provision(args) => commands::provision::run(global, args, &config, &out),
+                Command::Doctor(args) => {
+                    commands::doctor::run(&global.common(), &args.obtain.request(), &config, &out)
+                }
             }
         });
     match result {

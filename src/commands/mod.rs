@@ -2,6 +2,7 @@
 //! [`Outcome`] (or an error) that `lib.rs` prints and maps to the exit status.
 
 pub mod account;
+pub mod doctor;
 pub mod export;
 pub mod fleet;
 pub mod list;
