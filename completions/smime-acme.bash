@@ -134,7 +134,7 @@ _smime__acme() {
 
     case "${cmd}" in
         smime__acme)
-            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --help --version obtain renew revoke account list show export provision doctor help"
+            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --log-file --help --version obtain renew revoke account list show export provision doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -152,6 +152,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -160,7 +164,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account)
-            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help register show update rollover deactivate help"
+            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help register show update rollover deactivate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -186,6 +190,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -194,7 +202,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account__subcmd__deactivate)
-            opts="-v -q -h --yes --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --yes --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -217,6 +225,10 @@ _smime__acme() {
                     return 0
                     ;;
                 --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -326,7 +338,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account__subcmd__register)
-            opts="-v -q -h --contact --eab-kid --eab-hmac-key-file --agree-tos --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --contact --eab-kid --eab-hmac-key-file --agree-tos --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -364,6 +376,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -372,7 +388,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account__subcmd__rollover)
-            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -395,6 +411,10 @@ _smime__acme() {
                     return 0
                     ;;
                 --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -406,7 +426,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account__subcmd__show)
-            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -432,6 +452,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -440,7 +464,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account__subcmd__update)
-            opts="-v -q -h --contact --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --contact --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -470,6 +494,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -478,7 +506,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__doctor)
-            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -596,6 +624,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -604,7 +636,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__export)
-            opts="-v -q -h --format --all-keys --out --p12-password-file --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --format --all-keys --out --p12-password-file --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -631,6 +663,10 @@ _smime__acme() {
                     return 0
                     ;;
                 --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -866,7 +902,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__list)
-            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -884,6 +920,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -892,7 +932,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__obtain)
-            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1010,6 +1050,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1018,7 +1062,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__provision)
-            opts="-j -v -q -h --jobs --force --shard --dry-run --ca-requests --server --ca-bundle --eab-kid --eab-hmac-key-file --agree-tos --contact --timeout --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-j -v -q -h --jobs --force --shard --dry-run --ca-requests --server --ca-bundle --eab-kid --eab-hmac-key-file --agree-tos --contact --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1076,6 +1120,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1084,7 +1132,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__renew)
-            opts="-j -v -q -h --days --force --reuse-key --deploy-hook --dry-run --timeout --jobs --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-j -v -q -h --days --force --reuse-key --deploy-hook --dry-run --timeout --jobs --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1122,6 +1170,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1130,7 +1182,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__revoke)
-            opts="-v -q -h --cert --reason --sign-with-cert-key --key --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --cert --reason --sign-with-cert-key --key --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1168,6 +1220,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1176,7 +1232,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__show)
-            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1191,6 +1247,10 @@ _smime__acme() {
                     return 0
                     ;;
                 --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

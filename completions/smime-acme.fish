@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_smime_acme_global_optspecs
-    string join \n config= state-dir= v/verbose q/quiet json wait-lock= h/help V/version
+    string join \n config= state-dir= v/verbose q/quiet json wait-lock= log-file= h/help V/version
 end
 
 function __fish_smime_acme_needs_command
@@ -24,9 +24,10 @@ function __fish_smime_acme_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c smime-acme -n "__fish_smime_acme_needs_command" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
@@ -82,9 +83,10 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l challen
 reply-first\t''
 post-first\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l timeout -d 'Overall wait for the CA and the mail, e.g. 90s, 30m, 1h [default: 30m]' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l agree-tos -d 'Agree to the CA\'s terms of service (otherwise asked on a terminal)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -s q -l quiet -d 'Print nothing unless something failed'
@@ -94,9 +96,10 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l days -d 
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l deploy-hook -d 'Run this command (with sh -c) after each renewal; SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the new files' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l timeout -d 'Overall wait for the CA and the mail, per certificate [default: as obtained, else 30m]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -s j -l jobs -d 'Renew this many certificates at once' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l force -d 'Renew now, whatever the dates say (also revoked certificates)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l reuse-key -d 'Certify the current key again instead of making a fresh one'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l dry-run -d 'Say what would be renewed and why; change nothing and contact no mail server'
@@ -112,9 +115,10 @@ cessation-of-operation\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l key -d 'The certificate\'s key (PKCS#8 PEM), for --cert with --sign-with-cert-key when the certificate is not in the state folder' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l server -d 'ACME directory URL [default: where the certificate was obtained]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l sign-with-cert-key -d 'Sign the request with the certificate\'s own key instead of the account key'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s q -l quiet -d 'Print nothing unless something failed'
@@ -122,9 +126,10 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l json -d
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
@@ -140,9 +145,10 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fis
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l agree-tos -d 'Agree to the CA\'s terms of service (otherwise asked on a terminal)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -s q -l quiet -d 'Print nothing unless something failed'
@@ -150,9 +156,10 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fis
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
@@ -160,27 +167,30 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fis
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l contact -d 'Contact address (repeatable)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -s h -l help -d 'Print help'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l yes -d 'Do not ask for confirmation'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s q -l quiet -d 'Print nothing unless something failed'
@@ -192,16 +202,18 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fis
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "rollover" -d 'Replace the account key with a new one (RFC 8555 key change)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "deactivate" -d 'Deactivate the account for good; the CA refuses it afterwards'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -s h -l help -d 'Print help'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
@@ -211,9 +223,10 @@ modern\t''
 pem\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l out -d 'Where to write (0600)' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l p12-password-file -d 'Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l all-keys -d 'Every key and certificate ever issued for the address, not only the current one'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -s q -l quiet -d 'Print nothing unless something failed'
@@ -228,9 +241,10 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l eab-
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l contact -d 'Contact address of the account when one is registered (repeatable) [default: the manifest\'s first mailbox]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l timeout -d 'Overall wait for the CA and the mail, per mailbox, e.g. 90s, 30m [default: 30m]' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l force -d 'Get a new certificate even where a valid one is held and not yet due'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l dry-run -d 'Say what would be done for each mailbox; contact nothing'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l agree-tos -d 'Agree to the CA\'s terms of service (otherwise asked on a terminal)'
@@ -278,9 +292,10 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l challen
 reply-first\t''
 post-first\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l timeout -d 'Overall wait for the CA and the mail, e.g. 90s, 30m, 1h [default: 30m]' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l agree-tos -d 'Agree to the CA\'s terms of service (otherwise asked on a terminal)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -s q -l quiet -d 'Print nothing unless something failed'

@@ -84,8 +84,14 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Configuration file [default: <config dir>/smime-acme/config.toml]
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SMIME_ACME_CONFIG",
+        hide_env_values = true
+    )]
     pub config: Option<PathBuf>,
     /// Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]
     #[arg(
@@ -108,6 +114,15 @@ pub struct GlobalArgs {
     /// Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]
     #[arg(long, global = true, value_name = "DURATION")]
     pub wait_lock: Option<String>,
+    /// Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SMIME_ACME_LOG_FILE",
+        hide_env_values = true
+    )]
+    pub log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +136,23 @@ pub enum Command {
     Export(ExportArgs),
     Provision(ProvisionArgs),
     Doctor(Box<DoctorArgs>),
+}
+
+impl Command {
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Obtain(_) => "obtain",
+            Command::Renew(_) => "renew",
+            Command::Revoke(_) => "revoke",
+            Command::Account(_) => "account",
+            Command::List(_) => "list",
+            Command::Show(_) => "show",
+            Command::Export(_) => "export",
+            Command::Provision(_) => "provision",
+            Command::Doctor(_) => "doctor",
+        }
+    }
 }
 
 /// Check everything obtain needs for an address, one line each.

@@ -171,6 +171,26 @@ where
     };
     let global = &cli.global;
     let out = output::Output::new(global.verbose, global.quiet, global.json);
+    let out = match &global.log_file {
+        None => out,
+        Some(path) => match out.with_log_file(path) {
+            Ok(out) => out,
+            Err(e) => {
+                let message = format!("cannot open the log file {}: {e}", path.display());
+                let out = output::Output::new(0, false, global.json);
+                out.error(
+                    &message,
+                    &json!({"status": "error", "error": "usage", "message": message}),
+                );
+                return ExitCode::from(exit::USAGE);
+            }
+        },
+    };
+    out.log(&format!(
+        "smime-acme {} {}",
+        env!("CARGO_PKG_VERSION"),
+        cli.command.name()
+    ));
     let result = settings::load_config(global.config.as_deref())
         .map_err(Error::from)
         .and_then(|config| {

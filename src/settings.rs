@@ -224,14 +224,28 @@ pub fn default_paths() -> (Option<PathBuf>, Option<PathBuf>) {
     )
 }
 
-/// Reads the configuration file: the one named, else the default one if it exists.
+/// The system-wide configuration file, read when the user has none.
+pub const SYSTEM_CONFIG: &str = "/etc/smime-acme/config.toml";
+
+/// The configuration file to read: the one named (`--config`, `SMIME_ACME_CONFIG`), else the
+/// first of the user's and the system's that `exists`.
+pub fn config_path(
+    named: Option<&Path>,
+    user: Option<PathBuf>,
+    exists: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    if let Some(path) = named {
+        return Some(path.to_owned());
+    }
+    user.into_iter()
+        .chain([PathBuf::from(SYSTEM_CONFIG)])
+        .find(|path| exists(path))
+}
+
+/// Reads the configuration file (see [`config_path`]); none is an empty configuration.
 pub fn load_config(named: Option<&Path>) -> Result<ConfigFile, SettingsError> {
-    let path = match named {
-        Some(path) => path.to_owned(),
-        None => match default_paths().0 {
-            Some(path) if path.exists() => path,
-            _ => return Ok(ConfigFile::default()),
-        },
+    let Some(path) = config_path(named, default_paths().0, Path::exists) else {
+        return Ok(ConfigFile::default());
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
@@ -704,6 +718,34 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_configuration_is_the_named_one_else_the_users_else_the_systems() {
+        let user = PathBuf::from("/home/u/.config/smime-acme/config.toml");
+        let named = Path::new("/srv/c.toml");
+        let all = |_: &Path| true;
+        let none = |_: &Path| false;
+        assert_eq!(
+            config_path(Some(named), Some(user.clone()), none),
+            Some(named.to_owned()),
+            "a named file is read even when missing (and then fails)"
+        );
+        assert_eq!(
+            config_path(None, Some(user.clone()), all),
+            Some(user.clone())
+        );
+        let system_only = |p: &Path| p == Path::new(SYSTEM_CONFIG);
+        assert_eq!(
+            config_path(None, Some(user.clone()), system_only),
+            Some(PathBuf::from(SYSTEM_CONFIG))
+        );
+        assert_eq!(
+            config_path(None, None, all),
+            Some(PathBuf::from(SYSTEM_CONFIG)),
+            "no user folder (a system account): the system's file"
+        );
+        assert_eq!(config_path(None, Some(user), none), None);
+    }
     use crate::cli::ObtainArgs;
 
     fn args(email: &str) -> ObtainArgs {

@@ -12,3 +12,4 @@ mod obtain;
 mod provision;
 mod smoke;
 mod testbed;
+mod unattended;
