@@ -25,6 +25,9 @@ _smime__acme() {
             smime__acme,export)
                 cmd="smime__acme__subcmd__export"
                 ;;
+            smime__acme,forget)
+                cmd="smime__acme__subcmd__forget"
+                ;;
             smime__acme,help)
                 cmd="smime__acme__subcmd__help"
                 ;;
@@ -91,6 +94,9 @@ _smime__acme() {
             smime__acme__subcmd__help,export)
                 cmd="smime__acme__subcmd__help__subcmd__export"
                 ;;
+            smime__acme__subcmd__help,forget)
+                cmd="smime__acme__subcmd__help__subcmd__forget"
+                ;;
             smime__acme__subcmd__help,help)
                 cmd="smime__acme__subcmd__help__subcmd__help"
                 ;;
@@ -134,7 +140,7 @@ _smime__acme() {
 
     case "${cmd}" in
         smime__acme)
-            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --log-file --help --version obtain renew revoke account list show export provision doctor help"
+            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --log-file --help --version obtain renew revoke account list show export provision doctor forget help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -506,7 +512,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__doctor)
-            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -581,6 +587,10 @@ _smime__acme() {
                     return 0
                     ;;
                 --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deploy-hook)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -677,8 +687,38 @@ _smime__acme() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smime__subcmd__acme__subcmd__forget)
+            opts="-v -q -h --purge --yes --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smime__subcmd__acme__subcmd__help)
-            opts="obtain renew revoke account list show export provision doctor help"
+            opts="obtain renew revoke account list show export provision doctor forget help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -790,6 +830,20 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smime__subcmd__acme__subcmd__help__subcmd__forget)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -932,7 +986,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__obtain)
-            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1007,6 +1061,10 @@ _smime__acme() {
                     return 0
                     ;;
                 --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deploy-hook)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1132,7 +1190,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__renew)
-            opts="-j -v -q -h --days --force --reuse-key --deploy-hook --dry-run --timeout --jobs --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            opts="-j -v -q -h --days --force --reuse-key --deploy-hook --new-p12-password --dry-run --timeout --jobs --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

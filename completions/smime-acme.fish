@@ -42,6 +42,7 @@ complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "show" -d 'Sho
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "provision" -d 'Get certificates for many mailboxes listed in a manifest, several at once'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "doctor" -d 'Check everything obtain needs for an address, one line each'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "forget" -d 'Stop renewing an address; with --purge, remove everything kept for it'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
@@ -72,7 +73,8 @@ encrypt\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l p12-format -d 'PKCS#12 encryption: compat (3DES/SHA-1, imports everywhere incl. Apple) or modern (AES-256/SHA-256) [default: compat]' -r -f -a "compat\t''
 modern\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l p12-password-file -d 'Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l out -d 'Also write the PKCS#12 bundle here' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l out -d 'Also write the PKCS#12 bundle here (and a generated or kept password beside it, as PATH.password)' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l deploy-hook -d 'Run this command (with sh -c) after the certificate is saved, and after each renewal (kept with the settings); SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_P12_PASSWORD_FILE, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the files' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l challenge-auth -d 'How to check the challenge mail is from the CA: dkim, authentication-results:<AUTHSERV-ID>, or none (insecure) [default: dkim]' -r
@@ -87,13 +89,14 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l config 
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l new-p12-password -d 'Do not reuse the PKCS#12 password kept for the address: ask for a new one on a terminal, else generate one; renewals then reuse the new one'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l agree-tos -d 'Agree to the CA\'s terms of service (otherwise asked on a terminal)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l days -d 'Renew when fewer than N days remain (instead of the CA\'s window or a third of the lifetime)' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l deploy-hook -d 'Run this command (with sh -c) after each renewal; SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the new files' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l deploy-hook -d 'Run this command (with sh -c) after each renewal, instead of the one kept from obtain; SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_P12_PASSWORD_FILE, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the new files' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l timeout -d 'Overall wait for the CA and the mail, per certificate [default: as obtained, else 30m]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -s j -l jobs -d 'Renew this many certificates at once' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
@@ -102,6 +105,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l wait-loc
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l force -d 'Renew now, whatever the dates say (also revoked certificates)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l reuse-key -d 'Certify the current key again instead of making a fresh one'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l new-p12-password -d 'Protect the new bundles with a new PKCS#12 password (generated) instead of the kept one'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -l dry-run -d 'Say what would be renewed and why; change nothing and contact no mail server'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand renew" -s q -l quiet -d 'Print nothing unless something failed'
@@ -281,7 +285,8 @@ encrypt\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l p12-format -d 'PKCS#12 encryption: compat (3DES/SHA-1, imports everywhere incl. Apple) or modern (AES-256/SHA-256) [default: compat]' -r -f -a "compat\t''
 modern\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l p12-password-file -d 'Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l out -d 'Also write the PKCS#12 bundle here' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l out -d 'Also write the PKCS#12 bundle here (and a generated or kept password beside it, as PATH.password)' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l deploy-hook -d 'Run this command (with sh -c) after the certificate is saved, and after each renewal (kept with the settings); SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_P12_PASSWORD_FILE, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the files' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l challenge-auth -d 'How to check the challenge mail is from the CA: dkim, authentication-results:<AUTHSERV-ID>, or none (insecure) [default: dkim]' -r
@@ -296,21 +301,33 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l config 
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l new-p12-password -d 'Do not reuse the PKCS#12 password kept for the address: ask for a new one on a terminal, else generate one; renewals then reuse the new one'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l agree-tos -d 'Agree to the CA\'s terms of service (otherwise asked on a terminal)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "obtain" -d 'Get a certificate for EMAIL: order it, answer the CA\'s challenge mail, save a PKCS#12 bundle'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "renew" -d 'Renew the certificates that are due, with the settings each was obtained with'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "revoke" -d 'Revoke a certificate, signed by the account key or by the certificate\'s own key'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "account" -d 'Manage the ACME account kept for a CA: register, show, update contacts, roll over its key, deactivate it'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "list" -d 'List the certificates in the state folder: address, serial, expiry, next renewal, status'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "show" -d 'Show one address\'s current certificate, its renewal time and files, and its history'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "provision" -d 'Get certificates for many mailboxes listed in a manifest, several at once'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "doctor" -d 'Check everything obtain needs for an address, one line each'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -l purge -d 'Also remove its certificates, keys and settings'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -l yes -d 'Do not ask'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "obtain" -d 'Get a certificate for EMAIL: order it, answer the CA\'s challenge mail, save a PKCS#12 bundle'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "renew" -d 'Renew the certificates that are due, with the settings each was obtained with'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "revoke" -d 'Revoke a certificate, signed by the account key or by the certificate\'s own key'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "account" -d 'Manage the ACME account kept for a CA: register, show, update contacts, roll over its key, deactivate it'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "list" -d 'List the certificates in the state folder: address, serial, expiry, next renewal, status'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "show" -d 'Show one address\'s current certificate, its renewal time and files, and its history'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "provision" -d 'Get certificates for many mailboxes listed in a manifest, several at once'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "doctor" -d 'Check everything obtain needs for an address, one line each'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "forget" -d 'Stop renewing an address; with --purge, remove everything kept for it'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "register" -d 'Create the account (a new ES256 key kept in the state folder)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "show" -d 'Show the account as the CA has it'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "update" -d 'Replace the account\'s contact addresses'

@@ -19,7 +19,7 @@ Exit status:
   0  success: everything asked for is done (for renew: renewed, or nothing due)
   1  internal error (a bug, or the system refused something unexpected)
   2  usage or configuration error
-  3  some of several certificates failed (renew, provision), or a deploy hook failed (renew)
+  3  some of several certificates failed (renew, provision), or a deploy hook failed (obtain, renew, provision)
   4  another smime-acme run holds the lock for this mailbox
   5  the CA refused (its problem document is shown)
   6  mail server error (connection, TLS, login, or the reply was not accepted)
@@ -136,6 +136,26 @@ pub enum Command {
     Export(ExportArgs),
     Provision(ProvisionArgs),
     Doctor(Box<DoctorArgs>),
+    Forget(ForgetArgs),
+}
+
+/// Stop renewing an address; with --purge, remove everything kept for it.
+///
+/// Without --purge the certificates and keys stay in the state folder (old mail stays readable,
+/// list and export still see them) and renew leaves the address alone unless it is named;
+/// obtain takes it up again. With --purge the address's certificates, keys, kept settings and
+/// any issuance in progress are removed. Asks first on a terminal; --yes answers for scripts.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct ForgetArgs {
+    /// The address
+    pub email: String,
+    /// Also remove its certificates, keys and settings
+    #[arg(long)]
+    pub purge: bool,
+    /// Do not ask
+    #[arg(long)]
+    pub yes: bool,
 }
 
 impl Command {
@@ -151,6 +171,7 @@ impl Command {
             Command::Export(_) => "export",
             Command::Provision(_) => "provision",
             Command::Doctor(_) => "doctor",
+            Command::Forget(_) => "forget",
         }
     }
 }
@@ -198,9 +219,12 @@ pub struct RenewArgs {
     /// Certify the current key again instead of making a fresh one
     #[arg(long)]
     pub reuse_key: bool,
-    /// Run this command (with sh -c) after each renewal; SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the new files
+    /// Run this command (with sh -c) after each renewal, instead of the one kept from obtain; SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_P12_PASSWORD_FILE, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the new files
     #[arg(long, value_name = "CMD")]
     pub deploy_hook: Option<String>,
+    /// Protect the new bundles with a new PKCS#12 password (generated) instead of the kept one
+    #[arg(long)]
+    pub new_p12_password: bool,
     /// Say what would be renewed and why; change nothing and contact no mail server
     #[arg(long)]
     pub dry_run: bool,
@@ -335,7 +359,9 @@ impl ObtainArgs {
                 challenge_auth: self.challenge_auth.clone(),
                 dns_server: self.dns_server.clone(),
                 out: self.out.clone(),
+                deploy_hook: self.deploy_hook.clone(),
             },
+            new_p12_password: self.new_p12_password,
         }
     }
 }
@@ -560,9 +586,15 @@ pub struct ObtainArgs {
     /// Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)
     #[arg(long, value_name = "FILE")]
     pub p12_password_file: Option<PathBuf>,
-    /// Also write the PKCS#12 bundle here
+    /// Also write the PKCS#12 bundle here (and a generated or kept password beside it, as PATH.password)
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+    /// Do not reuse the PKCS#12 password kept for the address: ask for a new one on a terminal, else generate one; renewals then reuse the new one
+    #[arg(long)]
+    pub new_p12_password: bool,
+    /// Run this command (with sh -c) after the certificate is saved, and after each renewal (kept with the settings); SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_P12_PASSWORD_FILE, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the files
+    #[arg(long, value_name = "CMD")]
+    pub deploy_hook: Option<String>,
 
     /// External account binding: the key identifier the CA gave you
     #[arg(long, value_name = "KID", requires = "eab_hmac_key_file")]

@@ -207,6 +207,7 @@ where
                 Command::Show(args) => commands::list::show(global, &args.email),
                 Command::Export(args) => commands::export::run(global, args, &out),
                 Command::Provision(args) => commands::provision::run(global, args, &config, &out),
+                Command::Forget(args) => commands::forget::run(global, args),
                 Command::Doctor(args) => {
                     commands::doctor::run(&global.common(), &args.obtain.request(), &config, &out)
                 }

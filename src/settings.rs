@@ -71,6 +71,7 @@ pub struct MailboxConfig {
     pub challenge_auth: Option<String>,
     pub dns_server: Option<String>,
     pub out: Option<PathBuf>,
+    pub deploy_hook: Option<String>,
 }
 
 impl std::fmt::Debug for MailboxConfig {
@@ -94,6 +95,7 @@ impl std::fmt::Debug for MailboxConfig {
             challenge_auth,
             dns_server,
             out,
+            deploy_hook,
         } = self;
         f.debug_struct("MailboxConfig")
             .field("imap", imap)
@@ -117,6 +119,7 @@ impl std::fmt::Debug for MailboxConfig {
             .field("challenge_auth", challenge_auth)
             .field("dns_server", dns_server)
             .field("out", out)
+            .field("deploy_hook", deploy_hook)
             .finish()
     }
 }
@@ -193,6 +196,10 @@ pub struct ObtainSettings {
     pub p12_format: P12Format,
     pub p12_password_file: Option<PathBuf>,
     pub out: Option<PathBuf>,
+    /// Run after each issuance (obtain, renew), with the new files in its environment.
+    pub deploy_hook: Option<String>,
+    /// Do not reuse the PKCS#12 password kept for the address: ask, or generate a new one.
+    pub new_p12_password: bool,
     pub eab: Option<(String, PathBuf)>,
     pub agree_tos: bool,
     pub challenge_auth: ChallengeAuth,
@@ -266,6 +273,8 @@ pub struct Request {
     pub email: String,
     pub server: ServerConfig,
     pub mailbox: MailboxConfig,
+    /// For this run only (never kept): a new PKCS#12 password instead of the kept one.
+    pub new_p12_password: bool,
 }
 
 /// What every command shares: where the state is kept and how long to wait for a lock.
@@ -548,6 +557,8 @@ pub fn obtain(
             .clone()
             .or_else(|| mailbox.p12_password_file.clone()),
         out: args.out.clone().or_else(|| mailbox.out.clone()),
+        deploy_hook: pick(&args.deploy_hook, &mailbox.deploy_hook),
+        new_p12_password: top.new_p12_password,
         eab: ca.eab,
         agree_tos: ca.agree_tos,
         challenge_auth,
@@ -606,6 +617,7 @@ pub fn to_config(s: &ObtainSettings) -> ConfigFile {
         challenge_auth: Some(s.challenge_auth.to_string()),
         dns_server: s.dns_server.map(|a| a.to_string()),
         out: s.out.as_ref().map(absolute),
+        deploy_hook: s.deploy_hook.clone(),
     };
     ConfigFile {
         server: ServerConfig {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod doctor;
+mod everyday;
 mod faults;
 mod flood;
 mod forged;
