@@ -19,6 +19,9 @@ _smime__acme() {
             smime__acme,account)
                 cmd="smime__acme__subcmd__account"
                 ;;
+            smime__acme,completions)
+                cmd="smime__acme__subcmd__completions"
+                ;;
             smime__acme,doctor)
                 cmd="smime__acme__subcmd__doctor"
                 ;;
@@ -28,11 +31,11 @@ _smime__acme() {
             smime__acme,forget)
                 cmd="smime__acme__subcmd__forget"
                 ;;
-            smime__acme,help)
-                cmd="smime__acme__subcmd__help"
-                ;;
             smime__acme,list)
                 cmd="smime__acme__subcmd__list"
+                ;;
+            smime__acme,man)
+                cmd="smime__acme__subcmd__man"
                 ;;
             smime__acme,obtain)
                 cmd="smime__acme__subcmd__obtain"
@@ -52,9 +55,6 @@ _smime__acme() {
             smime__acme__subcmd__account,deactivate)
                 cmd="smime__acme__subcmd__account__subcmd__deactivate"
                 ;;
-            smime__acme__subcmd__account,help)
-                cmd="smime__acme__subcmd__account__subcmd__help"
-                ;;
             smime__acme__subcmd__account,register)
                 cmd="smime__acme__subcmd__account__subcmd__register"
                 ;;
@@ -67,72 +67,6 @@ _smime__acme() {
             smime__acme__subcmd__account,update)
                 cmd="smime__acme__subcmd__account__subcmd__update"
                 ;;
-            smime__acme__subcmd__account__subcmd__help,deactivate)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__deactivate"
-                ;;
-            smime__acme__subcmd__account__subcmd__help,help)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__help"
-                ;;
-            smime__acme__subcmd__account__subcmd__help,register)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__register"
-                ;;
-            smime__acme__subcmd__account__subcmd__help,rollover)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__rollover"
-                ;;
-            smime__acme__subcmd__account__subcmd__help,show)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__show"
-                ;;
-            smime__acme__subcmd__account__subcmd__help,update)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__update"
-                ;;
-            smime__acme__subcmd__help,account)
-                cmd="smime__acme__subcmd__help__subcmd__account"
-                ;;
-            smime__acme__subcmd__help,doctor)
-                cmd="smime__acme__subcmd__help__subcmd__doctor"
-                ;;
-            smime__acme__subcmd__help,export)
-                cmd="smime__acme__subcmd__help__subcmd__export"
-                ;;
-            smime__acme__subcmd__help,forget)
-                cmd="smime__acme__subcmd__help__subcmd__forget"
-                ;;
-            smime__acme__subcmd__help,help)
-                cmd="smime__acme__subcmd__help__subcmd__help"
-                ;;
-            smime__acme__subcmd__help,list)
-                cmd="smime__acme__subcmd__help__subcmd__list"
-                ;;
-            smime__acme__subcmd__help,obtain)
-                cmd="smime__acme__subcmd__help__subcmd__obtain"
-                ;;
-            smime__acme__subcmd__help,provision)
-                cmd="smime__acme__subcmd__help__subcmd__provision"
-                ;;
-            smime__acme__subcmd__help,renew)
-                cmd="smime__acme__subcmd__help__subcmd__renew"
-                ;;
-            smime__acme__subcmd__help,revoke)
-                cmd="smime__acme__subcmd__help__subcmd__revoke"
-                ;;
-            smime__acme__subcmd__help,show)
-                cmd="smime__acme__subcmd__help__subcmd__show"
-                ;;
-            smime__acme__subcmd__help__subcmd__account,deactivate)
-                cmd="smime__acme__subcmd__help__subcmd__account__subcmd__deactivate"
-                ;;
-            smime__acme__subcmd__help__subcmd__account,register)
-                cmd="smime__acme__subcmd__help__subcmd__account__subcmd__register"
-                ;;
-            smime__acme__subcmd__help__subcmd__account,rollover)
-                cmd="smime__acme__subcmd__help__subcmd__account__subcmd__rollover"
-                ;;
-            smime__acme__subcmd__help__subcmd__account,show)
-                cmd="smime__acme__subcmd__help__subcmd__account__subcmd__show"
-                ;;
-            smime__acme__subcmd__help__subcmd__account,update)
-                cmd="smime__acme__subcmd__help__subcmd__account__subcmd__update"
-                ;;
             *)
                 ;;
         esac
@@ -140,7 +74,7 @@ _smime__acme() {
 
     case "${cmd}" in
         smime__acme)
-            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --log-file --help --version obtain renew revoke account list show export provision doctor forget help"
+            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --log-file --help --version obtain renew revoke account list show export provision doctor forget completions man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -170,7 +104,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account)
-            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help register show update rollover deactivate help"
+            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help register show update rollover deactivate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -238,104 +172,6 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help)
-            opts="register show update rollover deactivate help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__deactivate)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__register)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__rollover)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__show)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__update)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -488,6 +324,36 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smime__subcmd__acme__subcmd__completions)
+            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --log-file --help bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -717,13 +583,29 @@ _smime__acme() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        smime__subcmd__acme__subcmd__help)
-            opts="obtain renew revoke account list show export provision doctor forget help"
+        smime__subcmd__acme__subcmd__list)
+            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -731,231 +613,7 @@ _smime__acme() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account)
-            opts="register show update rollover deactivate"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account__subcmd__deactivate)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account__subcmd__register)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account__subcmd__rollover)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account__subcmd__show)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account__subcmd__update)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__doctor)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__export)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__forget)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__list)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__obtain)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__provision)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__renew)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__revoke)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__show)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__list)
+        smime__subcmd__acme__subcmd__man)
             opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

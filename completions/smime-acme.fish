@@ -43,7 +43,8 @@ complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "export" -d 'W
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "provision" -d 'Get certificates for many mailboxes listed in a manifest, several at once'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "doctor" -d 'Check everything obtain needs for an address, one line each'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "forget" -d 'Stop renewing an address; with --purge, remove everything kept for it'
-complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "man" -d 'Write the man pages (smime-acme.1 and one per subcommand) into DIR'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l imap -d 'IMAP server [default: the address\'s domain, port by security]' -r
@@ -128,22 +129,21 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s v -l ve
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l server -d 'ACME directory URL of the CA' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -s q -l quiet -d 'Print nothing unless something failed'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -s h -l help -d 'Print help'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "register" -d 'Create the account (a new ES256 key kept in the state folder)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "show" -d 'Show the account as the CA has it'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "update" -d 'Replace the account\'s contact addresses'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "rollover" -d 'Replace the account key with a new one (RFC 8555 key change)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "deactivate" -d 'Deactivate the account for good; the CA refuses it afterwards'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -s h -l help -d 'Print help'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -f -a "register" -d 'Create the account (a new ES256 key kept in the state folder)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -f -a "show" -d 'Show the account as the CA has it'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -f -a "update" -d 'Replace the account\'s contact addresses'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -f -a "rollover" -d 'Replace the account key with a new one (RFC 8555 key change)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -f -a "deactivate" -d 'Deactivate the account for good; the CA refuses it afterwards'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l contact -d 'Contact address (repeatable)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
@@ -200,12 +200,6 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fis
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s h -l help -d 'Print help'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "register" -d 'Create the account (a new ES256 key kept in the state folder)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show the account as the CA has it'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "update" -d 'Replace the account\'s contact addresses'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "rollover" -d 'Replace the account key with a new one (RFC 8555 key change)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "deactivate" -d 'Deactivate the account for good; the CA refuses it afterwards'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand list" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
@@ -317,19 +311,19 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -s v -l ve
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand forget" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "obtain" -d 'Get a certificate for EMAIL: order it, answer the CA\'s challenge mail, save a PKCS#12 bundle'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "renew" -d 'Renew the certificates that are due, with the settings each was obtained with'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "revoke" -d 'Revoke a certificate, signed by the account key or by the certificate\'s own key'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "account" -d 'Manage the ACME account kept for a CA: register, show, update contacts, roll over its key, deactivate it'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "list" -d 'List the certificates in the state folder: address, serial, expiry, next renewal, status'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "show" -d 'Show one address\'s current certificate, its renewal time and files, and its history'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "export" -d 'Write an address\'s bundle again: in another PKCS#12 format, as PEM, or with every key ever issued for it (so a mail client can still read mail encrypted to old certificates)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "provision" -d 'Get certificates for many mailboxes listed in a manifest, several at once'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "doctor" -d 'Check everything obtain needs for an address, one line each'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "forget" -d 'Stop renewing an address; with --purge, remove everything kept for it'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and not __fish_seen_subcommand_from obtain renew revoke account list show export provision doctor forget help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "register" -d 'Create the account (a new ES256 key kept in the state folder)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "show" -d 'Show the account as the CA has it'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "update" -d 'Replace the account\'s contact addresses'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "rollover" -d 'Replace the account key with a new one (RFC 8555 key change)'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "deactivate" -d 'Deactivate the account for good; the CA refuses it afterwards'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand completions" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand completions" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand completions" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand completions" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand completions" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand completions" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand completions" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -74,7 +74,7 @@ something was renewed or failed, and takes each mailbox's lock in turn):
 /// answers the CA's challenge email from your mailbox over IMAP and SMTP, and saves the
 /// certificate and its key as a PKCS#12 bundle that mail clients import.
 #[derive(Debug, Parser)]
-#[command(name = "smime-acme", version, about, long_about, after_help = EXIT_CODES, arg_required_else_help = true)]
+#[command(name = "smime-acme", version, about, long_about, after_help = EXIT_CODES, arg_required_else_help = true, disable_help_subcommand = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -137,6 +137,33 @@ pub enum Command {
     Provision(ProvisionArgs),
     Doctor(Box<DoctorArgs>),
     Forget(ForgetArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
+}
+
+/// Print the shell completion script for SHELL.
+///
+/// Distributions put them in /usr/share/bash-completion/completions/smime-acme,
+/// /usr/share/zsh/vendor-completions/_smime-acme and
+/// /usr/share/fish/vendor_completions.d/smime-acme.fish; for one user,
+/// ~/.local/share/bash-completion/completions/smime-acme, a folder in zsh's $fpath, or
+/// ~/.config/fish/completions/smime-acme.fish.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Write the man pages (smime-acme.1 and one per subcommand) into DIR.
+///
+/// Distributions put them in /usr/share/man/man1; for one user, ~/.local/share/man/man1 (man
+/// finds it when ~/.local/bin is on the PATH).
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The folder to write them into (made if missing)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// Stop renewing an address; with --purge, remove everything kept for it.
@@ -172,6 +199,8 @@ impl Command {
             Command::Provision(_) => "provision",
             Command::Doctor(_) => "doctor",
             Command::Forget(_) => "forget",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
         }
     }
 }
@@ -410,7 +439,7 @@ pub struct RevokeArgs {
 /// Manage the ACME account kept for a CA: register, show, update contacts, roll over its key,
 /// deactivate it.
 #[derive(Debug, Args)]
-#[command(after_help = EXIT_CODES)]
+#[command(after_help = EXIT_CODES, disable_help_subcommand = true)]
 pub struct AccountArgs {
     #[command(subcommand)]
     pub action: AccountAction,

@@ -60,6 +60,7 @@ pub mod issuance;
 pub mod keys;
 pub mod mail;
 pub mod manifest;
+pub mod manpages;
 pub mod output;
 pub mod pem;
 pub mod renewal;
@@ -208,6 +209,11 @@ where
                 Command::Export(args) => commands::export::run(global, args, &out),
                 Command::Provision(args) => commands::provision::run(global, args, &config, &out),
                 Command::Forget(args) => commands::forget::run(global, args),
+                Command::Completions(args) => {
+                    output::stdout(&String::from_utf8_lossy(&manpages::completion(args.shell)));
+                    Ok(commands::Outcome::default())
+                }
+                Command::Man(args) => commands::man(&args.dir),
                 Command::Doctor(args) => {
                     commands::doctor::run(&global.common(), &args.obtain.request(), &config, &out)
                 }

@@ -24,6 +24,22 @@ use crate::settings::{CaSettings, ObtainSettings};
 use crate::store::Store;
 use crate::{Error, secrets};
 
+/// `smime-acme man DIR`: writes every man page into DIR.
+pub fn man(dir: &Path) -> Result<Outcome, Error> {
+    let fail =
+        |e: std::io::Error| Error::Usage(format!("cannot write into {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let pages = crate::manpages::pages();
+    for (name, content) in &pages {
+        std::fs::write(dir.join(name), content).map_err(fail)?;
+    }
+    let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+    Ok(Outcome::one(
+        format!("Wrote {} man pages into {}.\n", pages.len(), dir.display()),
+        serde_json::json!({"status": "written", "folder": dir, "pages": names}),
+    ))
+}
+
 /// What a command did: words for people, JSON for scripts, and the exit status.
 #[derive(Debug, Default)]
 pub struct Outcome {

@@ -129,3 +129,50 @@ fn the_configuration_file_is_found_through_smime_acme_config() {
         "the URL of the file named by SMIME_ACME_CONFIG was used: {json}"
     );
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_binary_too() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (shell, file) in [
+        ("bash", "smime-acme.bash"),
+        ("zsh", "_smime-acme"),
+        ("fish", "smime-acme.fish"),
+    ] {
+        let (out, _) = run(command(vec!["completions".into(), shell.into()]));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(
+            out.stdout,
+            std::fs::read(root.join("completions").join(file)).unwrap(),
+            "{shell}"
+        );
+    }
+    let dir = state_dir("man-pages").join("man1");
+    let (out, _) = run(command(vec!["man".into(), dir.clone().into_os_string()]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    let mut committed: Vec<String> = std::fs::read_dir(root.join("man"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    committed.sort();
+    assert_eq!(written, committed);
+    for name in &written {
+        assert_eq!(
+            std::fs::read(dir.join(name)).unwrap(),
+            std::fs::read(root.join("man").join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    let (out, _) = run(command(vec!["completions".into(), "tcsh".into()]));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
