@@ -167,7 +167,7 @@ pub struct RenewArgs {
 /// The manifest (TOML, or CSV with a header row) lists the mailboxes: `email` and any setting
 /// obtain takes, in kebab-case (imap, imap-security, imap-user, smtp, smtp-security, smtp-user,
 /// master-user, master-separator, password-file, password-command, watch-folder, key-type, usage,
-/// p12-format, p12-password-file, out, challenge-auth, dns-server, server, ca-bundle, eab-kid,
+/// p12-format, p12-password-file, out, challenge-auth, dns-server, autoconfig-url, server, ca-bundle, eab-kid,
 /// eab-hmac-key-file, token-join, challenge-timing, timeout). In TOML, a [defaults] table holds
 /// what every [[mailbox]] shares; in CSV, each column is one setting and an empty cell leaves
 /// it unset. In `out`, {email} stands for the address (lowercased; characters other than
@@ -285,6 +285,7 @@ impl ObtainArgs {
                 challenge_auth: self.challenge_auth.clone(),
                 dns_server: self.dns_server.clone(),
                 out: self.out.clone(),
+                autoconfig_url: self.autoconfig_url.clone(),
             },
         }
     }
@@ -464,7 +465,7 @@ pub struct ObtainArgs {
     )]
     pub ca_bundle: Option<PathBuf>,
 
-    /// IMAP server [default: the address's domain, port by security]
+    /// IMAP server; the port defaults by security (993 tls, 143 starttls) [default: discovered: DNS SRV, autoconfig, usual host names]
     #[arg(long, value_name = "HOST[:PORT]")]
     pub imap: Option<String>,
     /// IMAP connection security [default: tls]
@@ -473,7 +474,7 @@ pub struct ObtainArgs {
     /// IMAP user name [default: EMAIL]
     #[arg(long, value_name = "USER")]
     pub imap_user: Option<String>,
-    /// SMTP submission server [default: the IMAP host, port by security]
+    /// SMTP submission server; the port defaults by security (465 tls, 587 starttls) [default: the IMAP host when --imap is given, else discovered]
     #[arg(long, value_name = "HOST[:PORT]")]
     pub smtp: Option<String>,
     /// SMTP connection security [default: tls]
@@ -527,9 +528,12 @@ pub struct ObtainArgs {
     /// How to check the challenge mail is from the CA: dkim, authentication-results:<AUTHSERV-ID>, or none (insecure) [default: dkim]
     #[arg(long, value_name = "MODE")]
     pub challenge_auth: Option<String>,
-    /// DNS server for DKIM key lookups [default: the system's]
+    /// DNS server for DKIM key lookups, mail server discovery and the mail servers' addresses [default: the system's]
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub dns_server: Option<String>,
+    /// Where to fetch the autoconfig document (https://) when the mail servers are discovered, instead of autoconfig.<domain> and <domain>/.well-known
+    #[arg(long, value_name = "URL")]
+    pub autoconfig_url: Option<String>,
     /// How the CA joins the token parts: string (most CAs) or bytes [default: string]
     #[arg(long, value_name = "MODE", value_parser = TokenJoin::NAMES)]
     pub token_join: Option<String>,

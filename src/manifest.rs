@@ -62,6 +62,7 @@ struct Raw {
     challenge_auth: Option<String>,
     dns_server: Option<String>,
     out: Option<String>,
+    autoconfig_url: Option<String>,
 }
 
 impl Raw {
@@ -99,6 +100,7 @@ impl Raw {
             challenge_auth: self.challenge_auth.or(d.challenge_auth),
             dns_server: self.dns_server.or(d.dns_server),
             out: self.out.or(d.out),
+            autoconfig_url: self.autoconfig_url.or(d.autoconfig_url),
         }
     }
 
@@ -132,6 +134,7 @@ impl Raw {
                 p12_password_file: self.p12_password_file,
                 challenge_auth: self.challenge_auth,
                 dns_server: self.dns_server,
+                autoconfig_url: self.autoconfig_url,
                 // The address as the state folder names it: no `/` or `..` from an address.
                 out: self.out.map(|o| {
                     o.replace("{email}", &crate::store::safe_name(&email))

@@ -325,6 +325,18 @@ fn issue_one(
         return Ok(line);
     }
     let credentials = super::credentials(settings, false)?;
+    // A mailbox whose servers are not named gets them discovered, here in its worker.
+    let mut settings = settings.clone();
+    let email = settings.email.clone();
+    let reporter = engine::Reporter {
+        events: progress,
+        email: &email,
+    };
+    let found = super::discover_mail(&mut settings, &credentials, reporter, false)?;
+    for f in &found {
+        reporter.info(&f.describe());
+    }
+    let settings = &settings;
     let ca = pool.get(&settings.ca(), contacts.to_vec())?;
     let job = Job {
         settings,
@@ -335,6 +347,9 @@ fn issue_one(
     let issued = engine::issue(&job, &credentials, &mut ca.client.worker(), store, progress)?;
     let (_, mut line) = super::obtain::describe(&issued);
     line["skipped"] = json!(false);
+    if !found.is_empty() {
+        line["discovered"] = super::discovered_json(&found);
+    }
     Ok(line)
 }
 

@@ -220,6 +220,12 @@ fn renew_one(
         )));
     }
     let credentials = super::credentials(&settings, false)?;
+    // Kept settings name the servers; only a mailbox table that unset them looks again.
+    let reporter = engine::Reporter { events, email };
+    let found = super::discover_mail(&mut settings, &credentials, reporter, false)?;
+    for f in &found {
+        reporter.info(&f.describe());
+    }
     let ca = pool.get(&settings.ca(), vec![email.to_owned()])?;
     let job = Job {
         settings: &settings,
