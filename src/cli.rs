@@ -442,6 +442,13 @@ pub struct ExportArgs {
 /// --password-command, or a prompt on a terminal; never from the command line. Each flag can
 /// also be set in the configuration file: the [server] table for the CA and the
 /// [mailbox."EMAIL"] table for the mail settings.
+///
+/// Without --imap (and --smtp), the servers are discovered: DNS SRV records of the address's
+/// domain (_imaps, _imap, _submissions, _submission), then its autoconfig document over HTTPS
+/// (or --autoconfig-url), then the usual host names (imap., smtp., mail., the domain). A server
+/// is used only after a TLS connection verified for its name and a login succeeded; one outside
+/// the address's domain that only DNS or a guess names is used only when confirmed on a
+/// terminal. What was chosen is printed and kept for renewals.
 #[derive(Debug, Args, Default)]
 #[command(after_help = EXIT_CODES)]
 pub struct ObtainArgs {
@@ -471,7 +478,7 @@ pub struct ObtainArgs {
     /// IMAP connection security [default: tls]
     #[arg(long, value_name = "MODE", value_parser = Security::NAMES)]
     pub imap_security: Option<String>,
-    /// IMAP user name [default: EMAIL]
+    /// IMAP user name [default: EMAIL, or the login name a discovered autoconfig document gives]
     #[arg(long, value_name = "USER")]
     pub imap_user: Option<String>,
     /// SMTP submission server; the port defaults by security (465 tls, 587 starttls) [default: the IMAP host when --imap is given, else discovered]

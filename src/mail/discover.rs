@@ -97,14 +97,14 @@ impl Found {
 pub enum DiscoverError {
     /// Nothing usable was found: what was tried, and what to give instead.
     #[error(
-        "no {what} server found for {email}: tried {tried}; give {flag} HOST[:PORT] (or {setting} in [mailbox.\"{email}\"])",
+        "no {what} server found for {email}: tried {tried}; give {hint}",
         tried = tried.join("; ")
     )]
     NotFound {
         what: &'static str,
         email: String,
-        flag: &'static str,
-        setting: &'static str,
+        /// The flags (and configuration settings) that name the servers.
+        hint: String,
         tried: Vec<String>,
     },
     /// A server reached over verified TLS refused the credentials: no other candidate is given
@@ -219,15 +219,22 @@ impl State<'_, '_> {
     }
 
     fn not_found(&self, protocol: Protocol, tried: Vec<String>) -> DiscoverError {
-        let (flag, setting) = match protocol {
-            Protocol::Imap => ("--imap", "imap"),
-            Protocol::Submission => ("--smtp", "smtp"),
+        let email = self.search.email;
+        let hint = if protocol == Protocol::Imap && self.search.smtp {
+            format!(
+                "--imap HOST[:PORT] and --smtp HOST[:PORT] (or imap and smtp in [mailbox.\"{email}\"])"
+            )
+        } else {
+            let (flag, setting) = match protocol {
+                Protocol::Imap => ("--imap", "imap"),
+                Protocol::Submission => ("--smtp", "smtp"),
+            };
+            format!("{flag} HOST[:PORT] (or {setting} in [mailbox.\"{email}\"])")
         };
         DiscoverError::NotFound {
             what: protocol.label(),
-            email: self.search.email.to_owned(),
-            flag,
-            setting,
+            email: email.to_owned(),
+            hint,
             tried,
         }
     }
