@@ -441,3 +441,120 @@ fn short(e: &MailError) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::mail::Server;
+    use crate::mail::candidates::Source;
+
+    /// Answers every question with `answer` and records what it was told.
+    struct Asked {
+        answer: Option<bool>,
+        questions: RefCell<Vec<String>>,
+        warnings: RefCell<Vec<String>>,
+    }
+
+    impl Listener for Asked {
+        fn note(&self, _text: &str) {}
+
+        fn warn(&self, text: &str) {
+            self.warnings.borrow_mut().push(text.to_owned());
+        }
+
+        fn confirm(&self, question: &str) -> Option<bool> {
+            self.questions.borrow_mut().push(question.to_owned());
+            self.answer
+        }
+    }
+
+    fn candidate(host: &str, source: Source) -> Candidate {
+        Candidate {
+            server: Server {
+                host: host.into(),
+                port: 993,
+            },
+            security: Security::Tls,
+            user: None,
+            source,
+        }
+    }
+
+    #[test]
+    fn a_host_outside_the_domain_from_dns_needs_a_yes_on_a_terminal() {
+        let search = Search {
+            email: "jo@example.com",
+            imap: true,
+            smtp: true,
+            imap_security: None,
+            smtp_security: None,
+            imap_user: None,
+            smtp_user: None,
+            password: "secret-password",
+            master: None,
+            autoconfig_url: None,
+            dns_server: None,
+            tls: crate::tls::client_config(&[]),
+            extra_roots: &[],
+            deadline: Instant::now() + BUDGET,
+        };
+        let srv = Source::Srv("_imaps._tcp.example.com".into());
+        let https = Source::Autoconfig {
+            url: "https://autoconfig.example.com/mail/config-v1.1.xml".into(),
+            configured: false,
+        };
+        for (answer, used) in [(Some(true), true), (Some(false), false), (None, false)] {
+            let asked = Asked {
+                answer,
+                questions: RefCell::default(),
+                warnings: RefCell::default(),
+            };
+            let state = State {
+                search: &search,
+                listener: &asked,
+                domain: "example.com",
+                deadline: search.deadline,
+                dns: None,
+                autoconfig: None,
+            };
+            let mut tried = Vec::new();
+            // In the domain, or named over HTTPS: no question.
+            assert!(state.allowed(&candidate("imap.example.com", srv.clone()), &mut tried));
+            assert!(state.allowed(&candidate("imap.gmail.com", https.clone()), &mut tried));
+            assert!(asked.questions.borrow().is_empty() && tried.is_empty());
+            // Elsewhere, named by DNS: a warning naming the record and the host, a question.
+            let outside = candidate("imap.gmail.com", srv.clone());
+            assert_eq!(state.allowed(&outside, &mut tried), used, "{answer:?}");
+            let warnings = asked.warnings.borrow();
+            assert!(
+                warnings[0].contains("DNS SRV _imaps._tcp.example.com")
+                    && warnings[0].contains("imap.gmail.com")
+                    && warnings[0].contains("outside example.com"),
+                "{warnings:?}"
+            );
+            assert_eq!(asked.questions.borrow().len(), 1);
+            assert_eq!(tried.len(), usize::from(!used), "{tried:?}");
+            if answer.is_none() {
+                assert!(
+                    tried[0].contains("not used without confirmation"),
+                    "{tried:?}"
+                );
+            }
+            let shown = format!("{warnings:?}{tried:?}{:?}{search:?}", asked.questions);
+            assert!(!shown.contains("secret-password"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_try_that_does_not_end_is_left_behind_in_time() {
+        let started = Instant::now();
+        let outcome = run_bounded(started + Duration::from_millis(200), || {
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        assert!(outcome.is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(run_bounded(Instant::now() + ATTEMPT_TIMEOUT, || 7), Ok(7));
+    }
+}
