@@ -227,3 +227,73 @@ fn nothing_found_says_what_was_tried_and_what_to_give() -> TestResult {
     assert!(!state.join("accounts").exists());
     Ok(())
 }
+
+#[test]
+fn provision_finds_the_servers_of_each_mailbox_in_its_worker() -> TestResult {
+    let tb = Testbed::get();
+    let state = state_dir("discover-provision");
+    let passwords = Path::new(tb.var("TESTBED_PASSWORDS"));
+    let host = tb.var("TESTBED_SRV_HOST");
+    let imap = format!("{host}:{}", port(&tb, "TESTBED_IMAPS"));
+    let quoted = |value: &str| format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut manifest = format!(
+        "[defaults]\nserver = {}\nca-bundle = {}\ndns-server = {}\nkey-type = \"p256\"\ntimeout = \"120s\"\n",
+        quoted(tb.var("SMIME_ACME_SERVER")),
+        quoted(tb.var("SMIME_ACME_CA_BUNDLE")),
+        quoted(tb.var("TESTBED_DNS")),
+    );
+    let mailboxes = ["staff61@example.test", "staff62@example.test"];
+    for email in mailboxes {
+        let password = passwords.join(format!("{email}.password"));
+        manifest += &format!(
+            "\n[[mailbox]]\nemail = {}\npassword-file = {}\n",
+            quoted(email),
+            quoted(&password.to_string_lossy())
+        );
+    }
+    let file = state.join("staff.toml");
+    std::fs::write(&file, manifest)?;
+    let args: Vec<OsString> = vec![
+        "provision".into(),
+        file.into_os_string(),
+        "--agree-tos".into(),
+        "--json".into(),
+        "--jobs".into(),
+        "2".into(),
+        "--config".into(),
+        "/dev/null".into(),
+        "--state-dir".into(),
+        state.as_os_str().to_owned(),
+    ];
+    let (out, _) = {
+        let _ca = ca_lock();
+        run(command(args))
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for email in mailboxes {
+        let line = lines
+            .iter()
+            .find(|l| l["email"] == email)
+            .unwrap_or_else(|| panic!("no line for {email}: {text}"));
+        assert_eq!(line["status"], "issued", "{line}");
+        assert_eq!(
+            line["discovered"]["imap"]["server"],
+            imap.as_str(),
+            "{line}"
+        );
+        assert_eq!(
+            line["discovered"]["smtp"]["source"],
+            format!("DNS SRV _submissions._tcp.{}", tb.var("TESTBED_SRV_DOMAIN")).as_str()
+        );
+        assert_eq!(
+            kept(&state, email)?["mailbox"][email]["imap"],
+            imap.as_str()
+        );
+    }
+    Ok(())
+}
