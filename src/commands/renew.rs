@@ -239,6 +239,9 @@ fn renew_one(
         issued_json,
         json!({"status": "renewed", "reason": reason.name(), "replaced_serial": serial}),
     );
+    if !found.is_empty() {
+        json["discovered"] = super::discovered_json(&found);
+    }
     let mut line = format!(
         "{email}: renewed ({}): serial {}, valid to {}, in {}",
         reason.describe(),
