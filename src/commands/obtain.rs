@@ -19,9 +19,10 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
     let credentials = super::credentials(settings, true)?;
     // Mail servers not given are found (and proven with a login) before the CA is asked.
     let mut settings = settings.clone();
+    let email = settings.email.clone();
     let reporter = Reporter {
         events: out,
-        email: &settings.email.clone(),
+        email: &email,
     };
     let found = super::discover_mail(&mut settings, &credentials, reporter, true)?;
     for f in &found {

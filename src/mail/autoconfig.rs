@@ -73,9 +73,9 @@ struct RawServer {
 
 /// The candidates of `xml` (fetched from `url`) for `email`: its IMAP servers and its SMTP
 /// servers, in the document's order. Servers without TLS, with a bad host name or port, or that
-/// take no password are left out; so is a login name with a placeholder other than
-/// `%EMAILADDRESS%`, `%EMAILLOCALPART%` and `%EMAILDOMAIN%`. Malformed XML gives what was read
-/// before the fault.
+/// take no password are left out; so is a server whose host or login name holds a placeholder
+/// other than `%EMAILADDRESS%`, `%EMAILLOCALPART%` and `%EMAILDOMAIN%`. Malformed XML gives what
+/// was read before the fault.
 pub fn parse(
     xml: &str,
     email: &str,
@@ -106,8 +106,10 @@ fn candidate(raw: &RawServer, email: &str, url: &str, configured: bool) -> Optio
         "STARTTLS" => Security::StartTls,
         _ => return None,
     };
-    let host = raw.hostname.trim();
-    if !valid_host(host) || host.contains('%') {
+    // Providers serving many domains write `mail.%EMAILDOMAIN%`.
+    let host = fill_placeholders(raw.hostname.trim(), email)?;
+    let host = host.as_str();
+    if !valid_host(host) {
         return None;
     }
     let port: u16 = raw.port.trim().parse().ok().filter(|p| *p != 0)?;
@@ -422,13 +424,18 @@ mod tests {
             "<clientConfig><emailProvider><incomingServer type=\"imap\"><hostname>",
             "<incomingServer type=\"imap\"><hostname>a b</hostname><port>993</port><socketType>SSL</socketType></incomingServer>",
             "<incomingServer type=\"imap\"><hostname>x.test</hostname><port>-1</port><socketType>SSL</socketType></incomingServer>",
-            "<incomingServer type=\"imap\"><hostname>%EMAILDOMAIN%</hostname><port>993</port><socketType>SSL</socketType></incomingServer>",
+            "<incomingServer type=\"imap\"><hostname>%REALNAME%</hostname><port>993</port><socketType>SSL</socketType></incomingServer>",
             "<incomingServer type='imap'><hostname>&bogus;</hostname></incomingServer>",
             "<a><b></a></b>",
         ] {
             let (imap, smtp) = parse(bad, "jo@example.com", "https://x.test/", true);
             assert!(imap.is_empty() && smtp.is_empty(), "{bad:?}: {imap:?}");
         }
+        // Placeholders in host names.
+        let doc = "<incomingServer type=\"imap\"><hostname>imap.%EMAILDOMAIN%</hostname>\
+                   <port>993</port><socketType>SSL</socketType></incomingServer>";
+        let (imap, _) = parse(doc, "jo@example.com", "https://x.test/", true);
+        assert_eq!(imap[0].server.host, "imap.example.com");
         // Entities and character references in values.
         let doc = "<incomingServer type=\"IMAP\"><hostname>imap&#46;example&#x2E;com</hostname>\
                    <port>993</port><socketType>SSL</socketType></incomingServer>";
