@@ -297,3 +297,38 @@ fn provision_finds_the_servers_of_each_mailbox_in_its_worker() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn a_server_whose_certificate_does_not_verify_is_never_sent_the_password() -> TestResult {
+    let tb = Testbed::get();
+    let mailbox = "staff64@example.test";
+    let state = state_dir("discover-untrusted");
+    // Without the test root the testbed's certificates do not verify: every candidate is left
+    // before any login, and the password (a wrong one, so that a login would be logged as a
+    // failure naming the user) reaches no server.
+    let wrong = state.join("wrong.password");
+    std::fs::write(&wrong, "not-the-password\n")?;
+    let args = crate::obtain::with_flag(
+        crate::obtain::without(bare_obtain(&tb, mailbox, &state, &[]), "--ca-bundle"),
+        "--password-file",
+        wrong.into_os_string(),
+    );
+    let (out, json) = run(command(args));
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    let message = json["message"].as_str().unwrap_or_default();
+    let imaps = format!(
+        "{}:{} tls (DNS SRV _imaps._tcp.{}): invalid peer certificate: UnknownIssuer",
+        tb.var("TESTBED_SRV_HOST"),
+        port(&tb, "TESTBED_IMAPS"),
+        tb.var("TESTBED_SRV_DOMAIN")
+    );
+    assert!(message.contains(&imaps), "{message}");
+    let dovecot =
+        std::fs::read_to_string(Path::new(tb.var("TESTBED_STATE")).join("logs/dovecot.log"))?;
+    assert!(
+        !dovecot.contains(&format!("user=<{mailbox}>")),
+        "no login reached Dovecot"
+    );
+    Ok(())
+}
