@@ -378,7 +378,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__doctor)
-            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --autoconfig-url --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -473,6 +473,10 @@ _smime__acme() {
                     return 0
                     ;;
                 --dns-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --autoconfig-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -644,7 +648,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__obtain)
-            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --autoconfig-url --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -739,6 +743,10 @@ _smime__acme() {
                     return 0
                     ;;
                 --dns-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --autoconfig-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

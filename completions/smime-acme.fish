@@ -47,12 +47,12 @@ complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "completions" 
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "man" -d 'Write the man pages (smime-acme.1 and one per subcommand) into DIR'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l imap -d 'IMAP server [default: the address\'s domain, port by security]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l imap -d 'IMAP server; the port defaults by security (993 tls, 143 starttls) [default: discovered: DNS SRV, autoconfig, usual host names]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l imap-security -d 'IMAP connection security [default: tls]' -r -f -a "tls\t''
 starttls\t''
 plain\t''"
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l imap-user -d 'IMAP user name [default: EMAIL]' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l smtp -d 'SMTP submission server [default: the IMAP host, port by security]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l imap-user -d 'IMAP user name [default: EMAIL, or the login name a discovered autoconfig document gives]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l smtp -d 'SMTP submission server; the port defaults by security (465 tls, 587 starttls) [default: the IMAP host when --imap is given, else discovered]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l smtp-security -d 'SMTP connection security [default: tls]' -r -f -a "tls\t''
 starttls\t''
 plain\t''"
@@ -79,7 +79,8 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l deploy-
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l challenge-auth -d 'How to check the challenge mail is from the CA: dkim, authentication-results:<AUTHSERV-ID>, or none (insecure) [default: dkim]' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l dns-server -d 'DNS server for DKIM key lookups [default: the system\'s]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l dns-server -d 'DNS server for DKIM key lookups, mail server discovery and the mail servers\' addresses [default: the system\'s]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l autoconfig-url -d 'Where to fetch the autoconfig document (https://) when the mail servers are discovered, instead of autoconfig.<domain> and <domain>/.well-known' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l token-join -d 'How the CA joins the token parts: string (most CAs) or bytes [default: string]' -r -f -a "string\t''
 bytes\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l challenge-timing -d 'When to tell the CA the challenge is answered: auto (after the reply, or early if no mail comes), reply-first, post-first [default: auto]' -r -f -a "auto\t''
@@ -252,12 +253,12 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l json
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l server -d 'ACME directory URL of the CA' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l imap -d 'IMAP server [default: the address\'s domain, port by security]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l imap -d 'IMAP server; the port defaults by security (993 tls, 143 starttls) [default: discovered: DNS SRV, autoconfig, usual host names]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l imap-security -d 'IMAP connection security [default: tls]' -r -f -a "tls\t''
 starttls\t''
 plain\t''"
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l imap-user -d 'IMAP user name [default: EMAIL]' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l smtp -d 'SMTP submission server [default: the IMAP host, port by security]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l imap-user -d 'IMAP user name [default: EMAIL, or the login name a discovered autoconfig document gives]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l smtp -d 'SMTP submission server; the port defaults by security (465 tls, 587 starttls) [default: the IMAP host when --imap is given, else discovered]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l smtp-security -d 'SMTP connection security [default: tls]' -r -f -a "tls\t''
 starttls\t''
 plain\t''"
@@ -284,7 +285,8 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l deploy-
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l challenge-auth -d 'How to check the challenge mail is from the CA: dkim, authentication-results:<AUTHSERV-ID>, or none (insecure) [default: dkim]' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l dns-server -d 'DNS server for DKIM key lookups [default: the system\'s]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l dns-server -d 'DNS server for DKIM key lookups, mail server discovery and the mail servers\' addresses [default: the system\'s]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l autoconfig-url -d 'Where to fetch the autoconfig document (https://) when the mail servers are discovered, instead of autoconfig.<domain> and <domain>/.well-known' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l token-join -d 'How the CA joins the token parts: string (most CAs) or bytes [default: string]' -r -f -a "string\t''
 bytes\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l challenge-timing -d 'When to tell the CA the challenge is answered: auto (after the reply, or early if no mail comes), reply-first, post-first [default: auto]' -r -f -a "auto\t''

@@ -270,7 +270,7 @@ pub struct RenewArgs {
 /// The manifest (TOML, or CSV with a header row) lists the mailboxes: `email` and any setting
 /// obtain takes, in kebab-case (imap, imap-security, imap-user, smtp, smtp-security, smtp-user,
 /// master-user, master-separator, password-file, password-command, watch-folder, key-type, usage,
-/// p12-format, p12-password-file, out, challenge-auth, dns-server, server, ca-bundle, eab-kid,
+/// p12-format, p12-password-file, out, challenge-auth, dns-server, autoconfig-url, server, ca-bundle, eab-kid,
 /// eab-hmac-key-file, token-join, challenge-timing, timeout). In TOML, a [defaults] table holds
 /// what every [[mailbox]] shares; in CSV, each column is one setting and an empty cell leaves
 /// it unset. In `out`, {email} stands for the address (lowercased; characters other than
@@ -389,6 +389,7 @@ impl ObtainArgs {
                 dns_server: self.dns_server.clone(),
                 out: self.out.clone(),
                 deploy_hook: self.deploy_hook.clone(),
+                autoconfig_url: self.autoconfig_url.clone(),
             },
             new_p12_password: self.new_p12_password,
         }
@@ -546,6 +547,13 @@ pub struct ExportArgs {
 /// --password-command, or a prompt on a terminal; never from the command line. Each flag can
 /// also be set in the configuration file: the [server] table for the CA and the
 /// [mailbox."EMAIL"] table for the mail settings.
+///
+/// Without --imap (and --smtp), the servers are discovered: DNS SRV records of the address's
+/// domain (_imaps, _imap, _submissions, _submission), then its autoconfig document over HTTPS
+/// (or --autoconfig-url), then the usual host names (imap., smtp., mail., the domain). A server
+/// is used only after a TLS connection verified for its name and a login succeeded; one outside
+/// the address's domain that only DNS or a guess names is used only when confirmed on a
+/// terminal. What was chosen is printed and kept for renewals.
 #[derive(Debug, Args, Default)]
 #[command(after_help = EXIT_CODES)]
 pub struct ObtainArgs {
@@ -569,16 +577,16 @@ pub struct ObtainArgs {
     )]
     pub ca_bundle: Option<PathBuf>,
 
-    /// IMAP server [default: the address's domain, port by security]
+    /// IMAP server; the port defaults by security (993 tls, 143 starttls) [default: discovered: DNS SRV, autoconfig, usual host names]
     #[arg(long, value_name = "HOST[:PORT]")]
     pub imap: Option<String>,
     /// IMAP connection security [default: tls]
     #[arg(long, value_name = "MODE", value_parser = Security::NAMES)]
     pub imap_security: Option<String>,
-    /// IMAP user name [default: EMAIL]
+    /// IMAP user name [default: EMAIL, or the login name a discovered autoconfig document gives]
     #[arg(long, value_name = "USER")]
     pub imap_user: Option<String>,
-    /// SMTP submission server [default: the IMAP host, port by security]
+    /// SMTP submission server; the port defaults by security (465 tls, 587 starttls) [default: the IMAP host when --imap is given, else discovered]
     #[arg(long, value_name = "HOST[:PORT]")]
     pub smtp: Option<String>,
     /// SMTP connection security [default: tls]
@@ -638,9 +646,12 @@ pub struct ObtainArgs {
     /// How to check the challenge mail is from the CA: dkim, authentication-results:<AUTHSERV-ID>, or none (insecure) [default: dkim]
     #[arg(long, value_name = "MODE")]
     pub challenge_auth: Option<String>,
-    /// DNS server for DKIM key lookups [default: the system's]
+    /// DNS server for DKIM key lookups, mail server discovery and the mail servers' addresses [default: the system's]
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub dns_server: Option<String>,
+    /// Where to fetch the autoconfig document (https://) when the mail servers are discovered, instead of autoconfig.<domain> and <domain>/.well-known
+    #[arg(long, value_name = "URL")]
+    pub autoconfig_url: Option<String>,
     /// How the CA joins the token parts: string (most CAs) or bytes [default: string]
     #[arg(long, value_name = "MODE", value_parser = TokenJoin::NAMES)]
     pub token_join: Option<String>,

@@ -86,7 +86,10 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
-        assert!(parse_rfc3339("2024-02-29T00:00:00Z").is_some(), "a leap day");
+        assert!(
+            parse_rfc3339("2024-02-29T00:00:00Z").is_some(),
+            "a leap day"
+        );
     }
 
     #[test]

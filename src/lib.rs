@@ -95,6 +95,8 @@ pub enum Error {
     #[error(transparent)]
     Mail(#[from] mail::MailError),
     #[error(transparent)]
+    Discover(#[from] mail::discover::DiscoverError),
+    #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Key(#[from] keys::KeyError),
@@ -132,6 +134,8 @@ impl Error {
             Error::Acme(AcmeError::Transport { .. }) => exit::CA_UNREACHABLE,
             Error::Acme(_) | Error::CaRefused(_) => exit::CA_REFUSED,
             Error::Mail(_) => exit::MAIL,
+            Error::Discover(mail::discover::DiscoverError::Login(_)) => exit::MAIL,
+            Error::Discover(mail::discover::DiscoverError::NotFound { .. }) => exit::USAGE,
             Error::Store(store::StoreError::Locked(_)) => exit::LOCKED,
             Error::TimedOut(_) => exit::TIMED_OUT,
             Error::Store(_)

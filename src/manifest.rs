@@ -63,6 +63,7 @@ struct Raw {
     dns_server: Option<String>,
     out: Option<String>,
     deploy_hook: Option<String>,
+    autoconfig_url: Option<String>,
 }
 
 impl Raw {
@@ -101,6 +102,7 @@ impl Raw {
             dns_server: self.dns_server.or(d.dns_server),
             out: self.out.or(d.out),
             deploy_hook: self.deploy_hook.or(d.deploy_hook),
+            autoconfig_url: self.autoconfig_url.or(d.autoconfig_url),
         }
     }
 
@@ -134,6 +136,7 @@ impl Raw {
                 p12_password_file: self.p12_password_file,
                 challenge_auth: self.challenge_auth,
                 dns_server: self.dns_server,
+                autoconfig_url: self.autoconfig_url,
                 // The address as the state folder names it: no `/` or `..` from an address.
                 out: self.out.map(|o| {
                     o.replace("{email}", &crate::store::safe_name(&email))

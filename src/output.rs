@@ -133,6 +133,13 @@ impl Output {
         }
     }
 
+    /// A line worth seeing on every run, shown unless -q.
+    pub fn note(&self, text: &str) {
+        if !self.quiet {
+            self.line(text);
+        }
+    }
+
     /// A warning, shown unless -q.
     pub fn warn(&self, text: &str) {
         let text = format!("warning: {text}");

@@ -72,6 +72,8 @@ pub struct MailboxConfig {
     pub dns_server: Option<String>,
     pub out: Option<PathBuf>,
     pub deploy_hook: Option<String>,
+    /// Where to fetch the autoconfig document when the mail servers are discovered.
+    pub autoconfig_url: Option<String>,
 }
 
 impl std::fmt::Debug for MailboxConfig {
@@ -96,6 +98,7 @@ impl std::fmt::Debug for MailboxConfig {
             dns_server,
             out,
             deploy_hook,
+            autoconfig_url,
         } = self;
         f.debug_struct("MailboxConfig")
             .field("imap", imap)
@@ -120,6 +123,7 @@ impl std::fmt::Debug for MailboxConfig {
             .field("dns_server", dns_server)
             .field("out", out)
             .field("deploy_hook", deploy_hook)
+            .field("autoconfig_url", autoconfig_url)
             .finish()
     }
 }
@@ -181,12 +185,16 @@ pub struct ObtainSettings {
     pub state_dir: PathBuf,
     pub server: String,
     pub ca_bundle: Option<PathBuf>,
-    pub imap: Server,
+    /// None: to be discovered (`mail::discover`) before the issuance starts.
+    pub imap: Option<Server>,
     pub imap_security: Security,
     pub imap_user: String,
-    pub smtp: Server,
+    /// None: to be discovered, as `imap`.
+    pub smtp: Option<Server>,
     pub smtp_security: Security,
     pub smtp_user: String,
+    /// What discovery of the servers left unset goes by.
+    pub discovery: Discovery,
     /// An administrator logging in on the user's behalf; `password` is then its password.
     pub master: Option<Master>,
     pub password: PasswordSource,
@@ -220,6 +228,27 @@ impl ObtainSettings {
             eab: self.eab.clone(),
             agree_tos: self.agree_tos,
         }
+    }
+}
+
+/// What discovery of the mail servers goes by: what the user set without naming a server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovery {
+    /// `imap-security` and `smtp-security` as given: only candidates with that security.
+    pub imap_security: Option<Security>,
+    pub smtp_security: Option<Security>,
+    /// Whether `imap-user` and `smtp-user` were given (else a login name from autoconfig is
+    /// used).
+    pub imap_user_given: bool,
+    pub smtp_user_given: bool,
+    /// `autoconfig-url`: the autoconfig document's URL, instead of the domain's own places.
+    pub autoconfig_url: Option<String>,
+}
+
+impl ObtainSettings {
+    /// Whether a mail server is still to be discovered.
+    pub fn needs_discovery(&self) -> bool {
+        self.imap.is_none() || self.smtp.is_none()
     }
 }
 
@@ -357,6 +386,9 @@ pub fn check_fields(top: &Request) -> Result<(), (&'static str, String)> {
             Server::parse(text, 1).map_err(|e| (field, e))?;
         }
     }
+    if let Some(url) = &m.autoconfig_url {
+        check_autoconfig_url(url).map_err(|e| ("autoconfig-url", e))?;
+    }
     if let Some(text) = &s.timeout {
         parse_duration(text).map_err(|e| ("timeout", e))?;
     }
@@ -392,41 +424,53 @@ pub fn obtain(
 
     let ca = ca(&[flags, server_cfg])?;
 
-    let imap_security: Security = parse(
-        pick(&args.imap_security, &mailbox.imap_security).as_deref(),
-        Security::Tls,
-    )?;
+    let imap_security_given: Option<Security> =
+        match pick(&args.imap_security, &mailbox.imap_security) {
+            Some(text) => Some(text.parse().map_err(bad)?),
+            None => None,
+        };
+    let imap_security = imap_security_given.unwrap_or(Security::Tls);
     let imap_port = if imap_security == Security::Tls {
         993
     } else {
         143
     };
-    let imap_text = pick(&args.imap, &mailbox.imap).ok_or_else(|| {
-        bad(format!(
-            "no IMAP server for {email}: give --imap HOST[:PORT] or imap in [mailbox.\"{email}\"]"
-        ))
-    })?;
-    let imap = Server::parse(&imap_text, imap_port).map_err(bad)?;
-    let smtp_security: Security = parse(
-        pick(&args.smtp_security, &mailbox.smtp_security).as_deref(),
-        Security::Tls,
-    )?;
+    // No IMAP server given: it is discovered, once the password is known.
+    let imap = pick(&args.imap, &mailbox.imap)
+        .map(|text| Server::parse(&text, imap_port).map_err(bad))
+        .transpose()?;
+    let smtp_security_given: Option<Security> =
+        match pick(&args.smtp_security, &mailbox.smtp_security) {
+            Some(text) => Some(text.parse().map_err(bad)?),
+            None => None,
+        };
+    let smtp_security = smtp_security_given.unwrap_or(Security::Tls);
     let smtp_port = if smtp_security == Security::Tls {
         465
     } else {
         587
     };
     let smtp = match pick(&args.smtp, &mailbox.smtp) {
-        Some(text) => Server::parse(&text, smtp_port).map_err(bad)?,
-        None => Server {
+        Some(text) => Some(Server::parse(&text, smtp_port).map_err(bad)?),
+        None => imap.as_ref().map(|imap| Server {
             host: imap.host.clone(),
             port: smtp_port,
-        },
+        }),
     };
     for (what, server, security) in [
         ("IMAP", &imap, imap_security),
         ("SMTP", &smtp, smtp_security),
     ] {
+        let Some(server) = server else {
+            if security == Security::Plain {
+                return Err(bad(format!(
+                    "{what} without TLS (plain) needs the server named (--{}): discovered \
+                     servers are reached over TLS only",
+                    what.to_ascii_lowercase()
+                )));
+            }
+            continue;
+        };
         if security == Security::Plain {
             server.check_loopback().map_err(|reason| {
                 bad(format!(
@@ -435,8 +479,19 @@ pub fn obtain(
             })?;
         }
     }
-    let imap_user = pick(&args.imap_user, &mailbox.imap_user).unwrap_or_else(|| email.clone());
-    let smtp_user = pick(&args.smtp_user, &mailbox.smtp_user).unwrap_or_else(|| imap_user.clone());
+    let imap_user_given = pick(&args.imap_user, &mailbox.imap_user);
+    let smtp_user_given = pick(&args.smtp_user, &mailbox.smtp_user);
+    let discovery = Discovery {
+        imap_security: imap_security_given,
+        smtp_security: smtp_security_given,
+        imap_user_given: imap_user_given.is_some(),
+        smtp_user_given: smtp_user_given.is_some(),
+        autoconfig_url: pick(&args.autoconfig_url, &mailbox.autoconfig_url)
+            .map(|url| check_autoconfig_url(&url).map(|()| url).map_err(bad))
+            .transpose()?,
+    };
+    let imap_user = imap_user_given.unwrap_or_else(|| email.clone());
+    let smtp_user = smtp_user_given.unwrap_or_else(|| imap_user.clone());
     let master = pick(&args.master_user, &mailbox.master_user).map(|user| Master {
         user,
         separator: pick(&args.master_separator, &mailbox.master_separator),
@@ -546,6 +601,7 @@ pub fn obtain(
         smtp,
         smtp_security,
         smtp_user,
+        discovery,
         master,
         password,
         folders,
@@ -568,6 +624,17 @@ pub fn obtain(
         timeout,
         wait_lock: wait_lock(common.wait_lock.as_deref())?,
     })
+}
+
+/// An autoconfig URL must be https:// (its answer is trusted like the user's own settings).
+fn check_autoconfig_url(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") && url.len() > "https://".len() {
+        Ok(())
+    } else {
+        Err(format!(
+            "autoconfig-url must be an https:// URL, not {url:?}"
+        ))
+    }
 }
 
 /// The state folder: --state-dir, SMIME_ACME_HOME, or the default.
@@ -594,10 +661,10 @@ pub fn to_config(s: &ObtainSettings) -> ConfigFile {
         PasswordSource::Env | PasswordSource::Prompt => (None, None),
     };
     let mailbox = MailboxConfig {
-        imap: Some(s.imap.to_string()),
+        imap: s.imap.as_ref().map(Server::to_string),
         imap_security: Some(s.imap_security.to_string()),
         imap_user: Some(s.imap_user.clone()),
-        smtp: Some(s.smtp.to_string()),
+        smtp: s.smtp.as_ref().map(Server::to_string),
         smtp_security: Some(s.smtp_security.to_string()),
         smtp_user: Some(s.smtp_user.clone()),
         master_user: s.master.as_ref().map(|m| m.user.clone()),
@@ -618,6 +685,8 @@ pub fn to_config(s: &ObtainSettings) -> ConfigFile {
         dns_server: s.dns_server.map(|a| a.to_string()),
         out: s.out.as_ref().map(absolute),
         deploy_hook: s.deploy_hook.clone(),
+        // The servers found are kept above; renewals do not look again.
+        autoconfig_url: None,
     };
     ConfigFile {
         server: ServerConfig {
@@ -865,10 +934,10 @@ mod tests {
         assert_eq!(s.imap_user, "alice@example.test");
         assert_eq!(
             s.smtp,
-            Server {
+            Some(Server {
                 host: "127.0.0.1".into(),
                 port: 465
-            }
+            })
         );
         assert_eq!(s.folders, ["INBOX"]);
         assert_eq!(s.key_type, KeyType::Rsa3072);
@@ -894,10 +963,10 @@ mod tests {
         assert_eq!(s.server, "https://ca.test/dir", "a flag wins over the file");
         assert_eq!(
             s.smtp,
-            Server {
+            Some(Server {
                 host: "127.0.0.1".into(),
                 port: 10587
-            }
+            })
         );
         assert_eq!(s.smtp_security, Security::StartTls);
         assert_eq!(s.key_type, KeyType::P256);
@@ -997,7 +1066,50 @@ mod tests {
         .unwrap();
         let again = for_renewal(&global(), &renew_args.request(), &config, &kept).unwrap();
         assert_eq!(again.server, "https://ca.test/dir");
-        assert_eq!(again.imap.host, "imap.example.test");
+        assert_eq!(again.imap.as_ref().unwrap().host, "imap.example.test");
         assert_eq!(again.key_type, KeyType::P384);
+    }
+
+    #[test]
+    fn servers_not_given_are_left_to_discovery() {
+        let mut a = args("alice@example.test");
+        a.imap = None;
+        let s = obtain(&global(), &a.request(), &ConfigFile::default()).unwrap();
+        assert_eq!((s.imap.clone(), s.smtp.clone()), (None, None));
+        assert!(s.needs_discovery());
+        assert_eq!(s.discovery, Discovery::default());
+        assert_eq!(to_config(&s).mailbox["alice@example.test"].imap, None);
+
+        a.smtp = Some("smtp.example.test".into());
+        a.imap_security = Some("starttls".into());
+        a.imap_user = Some("alice".into());
+        a.autoconfig_url = Some("https://127.0.0.1:8443/config.xml".into());
+        let s = obtain(&global(), &a.request(), &ConfigFile::default()).unwrap();
+        assert_eq!(s.imap, None);
+        assert_eq!(s.smtp.as_ref().map(|s| s.port), Some(465));
+        assert_eq!(s.discovery.imap_security, Some(Security::StartTls));
+        assert_eq!(s.discovery.smtp_security, None);
+        assert!(s.discovery.imap_user_given && !s.discovery.smtp_user_given);
+        assert_eq!(
+            s.discovery.autoconfig_url.as_deref(),
+            Some("https://127.0.0.1:8443/config.xml")
+        );
+        // Kept settings never send a later run looking again.
+        assert_eq!(
+            to_config(&s).mailbox["alice@example.test"].autoconfig_url,
+            None
+        );
+
+        a.autoconfig_url = Some("http://autoconfig.example.test/".into());
+        let err = obtain(&global(), &a.request(), &ConfigFile::default())
+            .unwrap_err()
+            .0;
+        assert!(err.contains("https://"), "{err}");
+        a.autoconfig_url = None;
+        a.imap_security = Some("plain".into());
+        let err = obtain(&global(), &a.request(), &ConfigFile::default())
+            .unwrap_err()
+            .0;
+        assert!(err.contains("--imap") && err.contains("TLS"), "{err}");
     }
 }

@@ -4,6 +4,7 @@
 //! against the CA's, and the state folder's permissions. Exit 0 when every check passes, else
 //! the status of the first failing check's class.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,9 +14,10 @@ use serde_json::{Value, json};
 use crate::acme::client::AcmeClient;
 use crate::challenge::authenticity::{self, AuthFailure};
 use crate::commands::{Ca, Outcome};
+use crate::issuance::engine::Reporter;
 use crate::mail::imap::Mailbox;
 use crate::mail::smtp::{self, Submission};
-use crate::mail::{Login, dkim};
+use crate::mail::{Login, Server, dkim};
 use crate::output::Output;
 use crate::settings::{self, ConfigFile, Request};
 use crate::{Error, exit};
@@ -153,7 +155,7 @@ fn diagnose(
     report: &mut Report,
 ) {
     out.phase("resolving the settings");
-    let settings = match settings::obtain(common, request, config) {
+    let mut settings = match settings::obtain(common, request, config) {
         Ok(settings) => settings,
         Err(e) => {
             report.fail(
@@ -162,25 +164,33 @@ fn diagnose(
                 e.to_string(),
                 "see smime-acme obtain --help for the settings, and the configuration file",
             );
-            for name in ["ca", "imap", "smtp", "test mail", "clock", "state folder"] {
+            for name in [
+                "ca",
+                "mail servers",
+                "imap",
+                "smtp",
+                "test mail",
+                "clock",
+                "state folder",
+            ] {
                 report.skip(name, "the settings are incomplete");
             }
             return;
         }
     };
     let credentials = super::credentials(&settings, false);
+    let server = |server: &Option<crate::mail::Server>, security, user: &str| match server {
+        Some(server) => format!("{server} ({security}) as {user}"),
+        None => "to be found".to_owned(),
+    };
     match &credentials {
         Ok(_) => report.pass(
             "configuration",
             format!(
-                "CA {}; IMAP {} ({}) as {}; SMTP {} ({}) as {}",
+                "CA {}; IMAP {}; SMTP {}",
                 settings.server,
-                settings.imap,
-                settings.imap_security,
-                settings.imap_user,
-                settings.smtp,
-                settings.smtp_security,
-                settings.smtp_user
+                server(&settings.imap, settings.imap_security, &settings.imap_user),
+                server(&settings.smtp, settings.smtp_security, &settings.smtp_user),
             ),
         ),
         Err(e) => report.error(
@@ -202,12 +212,51 @@ fn diagnose(
     let tls = crate::tls::client_config(&extra_roots);
     match &credentials {
         Ok(credentials) => {
+            if settings.needs_discovery() {
+                out.phase("looking for the mail servers");
+                let email = settings.email.clone();
+                let reporter = Reporter {
+                    events: out,
+                    email: &email,
+                };
+                let ask = std::io::stdin().is_terminal();
+                match super::discover_mail(&mut settings, credentials, reporter, ask) {
+                    Ok(found) => {
+                        let found: Vec<String> = found.iter().map(|f| f.describe()).collect();
+                        report.pass("mail servers", found.join("; "));
+                    }
+                    Err(e) => report.error(
+                        "mail servers",
+                        &e,
+                        "give --imap HOST[:PORT] and --smtp HOST[:PORT]",
+                    ),
+                }
+            }
             let login = Login {
                 user: &settings.imap_user,
                 password: &credentials.mail_password,
                 master: settings.master.as_ref(),
             };
-            check_mail(&settings, login, &tls, &extra_roots, deadline, out, report);
+            match (&settings.imap, &settings.smtp) {
+                (Some(imap), Some(smtp)) => {
+                    let servers = (imap, smtp);
+                    check_mail(
+                        &settings,
+                        servers,
+                        login,
+                        &tls,
+                        &extra_roots,
+                        deadline,
+                        out,
+                        report,
+                    );
+                }
+                _ => {
+                    for name in ["imap", "smtp", "test mail"] {
+                        report.skip(name, "no mail servers");
+                    }
+                }
+            }
         }
         Err(_) => {
             for name in ["imap", "smtp", "test mail"] {
@@ -279,8 +328,10 @@ fn check_ca(
 }
 
 /// IMAP login, IDLE and the folders; SMTP login; a test mail to the address itself.
+#[allow(clippy::too_many_arguments)]
 fn check_mail(
     settings: &settings::ObtainSettings,
+    (imap, smtp): (&Server, &Server),
     login: Login<'_>,
     tls: &Arc<rustls::ClientConfig>,
     extra_roots: &[rustls::pki_types::CertificateDer<'static>],
@@ -288,17 +339,14 @@ fn check_mail(
     out: &Output,
     report: &mut Report,
 ) {
-    out.phase(&format!(
-        "logging in to {} as {}",
-        settings.imap,
-        login.describe()
-    ));
-    let mailbox = Mailbox::open_as(
-        &settings.imap,
+    out.phase(&format!("logging in to {imap} as {}", login.describe()));
+    let mailbox = Mailbox::open_via(
+        imap,
         settings.imap_security,
         Arc::clone(tls),
         login,
         Some(deadline),
+        settings.dns_server,
     );
     let mut mailbox = match mailbox {
         Ok(mailbox) => mailbox,
@@ -309,7 +357,7 @@ fn check_mail(
                 "check --imap, --imap-security, --imap-user and the password",
             );
             report.skip("test mail", "no IMAP session");
-            check_smtp(settings, login, extra_roots, deadline, report);
+            check_smtp(settings, smtp, login, extra_roots, deadline, report);
             return;
         }
     };
@@ -331,8 +379,7 @@ fn check_mail(
         report.pass(
             "imap",
             format!(
-                "logged in to {} as {}; {idle}; watching {watched}",
-                settings.imap,
+                "logged in to {imap} as {}; {idle}; watching {watched}",
                 login.describe()
             ),
         );
@@ -344,7 +391,7 @@ fn check_mail(
             "name existing folders with --watch-folder",
         );
     }
-    let sender = check_smtp(settings, login, extra_roots, deadline, report);
+    let sender = check_smtp(settings, smtp, login, extra_roots, deadline, report);
     match sender {
         Some(sender) => test_mail(settings, sender, &mut mailbox, &marks, out, report),
         None => report.skip("test mail", "no SMTP session"),
@@ -354,27 +401,29 @@ fn check_mail(
 
 fn check_smtp<'a>(
     settings: &'a settings::ObtainSettings,
+    smtp: &'a Server,
     login: Login<'a>,
     extra_roots: &'a [rustls::pki_types::CertificateDer<'static>],
     deadline: Instant,
     report: &mut Report,
 ) -> Option<smtp::Sender<'a>> {
     let submission = Submission {
-        server: &settings.smtp,
+        server: smtp,
         security: settings.smtp_security,
         user: &settings.smtp_user,
         password: login.password,
         master: settings.master.as_ref(),
         extra_roots,
     };
-    let mut sender = smtp::Sender::new(submission).until(deadline);
+    let mut sender = smtp::Sender::new(submission)
+        .until(deadline)
+        .resolving_with(settings.dns_server);
     match sender.login() {
         Ok(()) => {
             report.pass(
                 "smtp",
                 format!(
-                    "logged in to {} ({}) as {}",
-                    settings.smtp,
+                    "logged in to {smtp} ({}) as {}",
                     settings.smtp_security,
                     Login {
                         user: &settings.smtp_user,

@@ -20,6 +20,8 @@ use serde_json::Value;
 use crate::acme::client::AcmeClient;
 use crate::challenge::response;
 use crate::issuance::engine::{Account, Credentials, Events, Issued, Reporter};
+use crate::mail::candidates::Protocol;
+use crate::mail::discover;
 use crate::settings::{CaSettings, ObtainSettings};
 use crate::store::Store;
 use crate::{Error, secrets};
@@ -122,6 +124,120 @@ pub fn deploy(hook: &str, issued: &Issued, p12_password_file: Option<&Path>) -> 
         Ok(())
     } else {
         Err(format!("it exited with {status}"))
+    }
+}
+
+/// Finds the mail servers `settings` leaves unset (`mail::discover`), proving each with a login
+/// with `credentials`, and puts them (and the login names that worked) into `settings`, so that
+/// they are kept for renewals. Nothing is looked up when both servers are set. With `ask`, a host
+/// outside the address's domain named by an unauthenticated source may be confirmed on a
+/// terminal; otherwise it is not used.
+pub fn discover_mail(
+    settings: &mut ObtainSettings,
+    credentials: &Credentials,
+    out: Reporter<'_>,
+    ask: bool,
+) -> Result<Vec<discover::Found>, Error> {
+    if !settings.needs_discovery() {
+        return Ok(Vec::new());
+    }
+    let extra_roots = match &settings.ca_bundle {
+        Some(path) => crate::tls::load_bundle(path)?,
+        None => Vec::new(),
+    };
+    let d = &settings.discovery;
+    let search = discover::Search {
+        email: &settings.email,
+        imap: settings.imap.is_none(),
+        smtp: settings.smtp.is_none(),
+        imap_security: d.imap_security,
+        smtp_security: d.smtp_security,
+        imap_user: d.imap_user_given.then_some(settings.imap_user.as_str()),
+        smtp_user: d.smtp_user_given.then_some(settings.smtp_user.as_str()),
+        password: &credentials.mail_password,
+        master: settings.master.as_ref(),
+        autoconfig_url: d.autoconfig_url.as_deref(),
+        dns_server: settings.dns_server,
+        tls: crate::tls::client_config(&extra_roots),
+        extra_roots: &extra_roots,
+        deadline: Instant::now() + settings.timeout,
+    };
+    let domain = settings.email.rsplit_once('@').map_or("", |(_, d)| d);
+    out.info(&format!("looking for the mail servers of {domain}"));
+    let listener = Listening { out, ask };
+    let found = discover::discover(&search, &listener, random_below)?;
+    for f in &found {
+        let server = Some(f.candidate.server.clone());
+        match f.protocol {
+            Protocol::Imap => {
+                settings.imap = server;
+                settings.imap_security = f.candidate.security;
+                if !settings.discovery.imap_user_given {
+                    settings.imap_user = f.user.clone();
+                    if !settings.discovery.smtp_user_given {
+                        settings.smtp_user = f.user.clone();
+                    }
+                }
+            }
+            Protocol::Submission => {
+                settings.smtp = server;
+                settings.smtp_security = f.candidate.security;
+                if !settings.discovery.smtp_user_given {
+                    settings.smtp_user = f.user.clone();
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// What was discovered, for `--json`: `{"imap": {...}, "smtp": {...}}`.
+pub fn discovered_json(found: &[discover::Found]) -> Value {
+    let mut object = serde_json::Map::new();
+    for f in found {
+        let key = match f.protocol {
+            Protocol::Imap => "imap",
+            Protocol::Submission => "smtp",
+        };
+        object.insert(key.to_owned(), f.to_json());
+    }
+    Value::Object(object)
+}
+
+/// A number in `0..=n`, for the order of SRV records of equal priority.
+fn random_below(n: u32) -> u32 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 4];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        return 0;
+    }
+    match n.checked_add(1) {
+        Some(m) => u32::from_le_bytes(bytes) % m,
+        None => u32::from_le_bytes(bytes),
+    }
+}
+
+/// The discovery's notes as the command's events, and its question on a terminal when allowed.
+struct Listening<'a> {
+    out: Reporter<'a>,
+    ask: bool,
+}
+
+impl discover::Listener for Listening<'_> {
+    fn note(&self, text: &str) {
+        self.out.info(text);
+    }
+
+    fn warn(&self, text: &str) {
+        self.out.warn(text);
+    }
+
+    fn confirm(&self, question: &str) -> Option<bool> {
+        if self.ask {
+            secrets::ask_yes(question)
+        } else {
+            None
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::commands::{Ca, Outcome};
-use crate::issuance::engine::{self, Issued, Job};
+use crate::issuance::engine::{self, Issued, Job, Reporter};
 use crate::output::Output;
 use crate::settings::ObtainSettings;
 use crate::store::Store;
@@ -17,6 +17,18 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
     let store = Store::new(&settings.state_dir);
     let _lock = store.lock_wait(&settings.email, settings.wait_lock)?;
     let credentials = super::credentials(settings, true)?;
+    // Mail servers not given are found (and proven with a login) before the CA is asked.
+    let mut settings = settings.clone();
+    let email = settings.email.clone();
+    let reporter = Reporter {
+        events: out,
+        email: &email,
+    };
+    let found = super::discover_mail(&mut settings, &credentials, reporter, true)?;
+    for f in &found {
+        out.note(&f.describe());
+    }
+    let settings = &settings;
     let deadline = Instant::now()
         .checked_add(settings.timeout)
         .ok_or_else(|| Error::Usage("--timeout is too long".into()))?;
@@ -38,6 +50,9 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
     };
     let issued = engine::issue(&job, &credentials, &mut acme, &store, out)?;
     let (mut human, mut json) = describe(&issued);
+    if !found.is_empty() {
+        json["discovered"] = super::discovered_json(&found);
+    }
     let mut outcome_exit = crate::exit::OK;
     if let Some(hook) = &settings.deploy_hook
         && let Err(reason) = super::deploy(hook, &issued, settings.p12_password_file.as_deref())

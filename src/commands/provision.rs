@@ -330,6 +330,18 @@ fn issue_one(
         return Ok(line);
     }
     let credentials = super::credentials(settings, false)?;
+    // A mailbox whose servers are not named gets them discovered, here in its worker.
+    let mut settings = settings.clone();
+    let email = settings.email.clone();
+    let reporter = engine::Reporter {
+        events: progress,
+        email: &email,
+    };
+    let found = super::discover_mail(&mut settings, &credentials, reporter, false)?;
+    for f in &found {
+        reporter.info(&f.describe());
+    }
+    let settings = &settings;
     let ca = pool.get(&settings.ca(), contacts.to_vec())?;
     let job = Job {
         settings,
@@ -348,6 +360,9 @@ fn issue_one(
             settings.email
         ));
         line["deploy_hook_error"] = json!(reason);
+    }
+    if !found.is_empty() {
+        line["discovered"] = super::discovered_json(&found);
     }
     Ok(line)
 }

@@ -222,6 +222,12 @@ fn renew_one(
         )));
     }
     let credentials = super::credentials(&settings, false)?;
+    // Kept settings name the servers; only a mailbox table that unset them looks again.
+    let reporter = engine::Reporter { events, email };
+    let found = super::discover_mail(&mut settings, &credentials, reporter, false)?;
+    for f in &found {
+        reporter.info(&f.describe());
+    }
     let ca = pool.get(&settings.ca(), vec![email.to_owned()])?;
     let job = Job {
         settings: &settings,
@@ -235,6 +241,9 @@ fn renew_one(
         issued_json,
         json!({"status": "renewed", "reason": reason.name(), "replaced_serial": serial}),
     );
+    if !found.is_empty() {
+        json["discovered"] = super::discovered_json(&found);
+    }
     let mut line = format!(
         "{email}: renewed ({}): serial {}, valid to {}, in {}",
         reason.describe(),

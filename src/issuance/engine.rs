@@ -181,6 +181,11 @@ pub fn issue(
         None => Vec::new(),
     };
     let tls = crate::tls::client_config(&extra_roots);
+    let (Some(imap), Some(smtp)) = (&settings.imap, &settings.smtp) else {
+        return Err(Error::Internal(
+            "the mail servers were not found before the issuance".into(),
+        ));
+    };
     if settings.challenge_auth == ChallengeAuth::None {
         out.warn("--challenge-auth none: challenge mails are answered without checking they come from the CA (insecure)");
     }
@@ -212,15 +217,16 @@ pub fn issue(
     if !pending.validated {
         out.phase(&format!(
             "logging in to {} as {}",
-            settings.imap,
+            imap,
             imap_login.describe()
         ));
-        let opened = Mailbox::open_as(
-            &settings.imap,
+        let opened = Mailbox::open_via(
+            imap,
             settings.imap_security,
             Arc::clone(&tls),
             imap_login,
             Some(deadline),
+            settings.dns_server,
         )?;
         out.debug(&format!(
             "IMAP server {} IDLE",
@@ -235,14 +241,15 @@ pub fn issue(
     // Logged in to SMTP before the authorization is fetched: when the mail comes, only the
     // message transfer is left (a CA may send the mail as soon as it hands out the challenge).
     let mut sender = smtp::Sender::new(Submission {
-        server: &settings.smtp,
+        server: smtp,
         security: settings.smtp_security,
         user: &settings.smtp_user,
         password: &credentials.mail_password,
         master: settings.master.as_ref(),
         extra_roots: &extra_roots,
     })
-    .until(deadline);
+    .until(deadline)
+    .resolving_with(settings.dns_server);
     if pending.next_step() == Step::Order {
         let mailbox = mailbox
             .as_mut()
@@ -252,7 +259,7 @@ pub fn issue(
     if !pending.validated && !pending.replied() {
         out.phase(&format!(
             "logging in to {} as {} for the reply",
-            settings.smtp,
+            smtp,
             Login {
                 user: &settings.smtp_user,
                 ..imap_login

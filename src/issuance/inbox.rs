@@ -267,14 +267,19 @@ pub fn reconnect(
     login: Login<'_>,
 ) -> Result<Mailbox, Error> {
     let s = ctx.settings;
+    let imap = s
+        .imap
+        .as_ref()
+        .ok_or_else(|| Error::Internal("no IMAP server to reconnect to".into()))?;
     let mut delay = Duration::from_secs(1);
     loop {
-        match Mailbox::open_as(
-            &s.imap,
+        match Mailbox::open_via(
+            imap,
             s.imap_security,
             Arc::clone(tls),
             login,
             Some(ctx.deadline),
+            s.dns_server,
         ) {
             Ok(mailbox) => return Ok(mailbox),
             // A server starting up refuses logins for a moment ("[UNAVAILABLE]").

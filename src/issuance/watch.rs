@@ -429,7 +429,11 @@ fn send(
     };
     ctx.out.phase(&format!(
         "replying to {} through {}",
-        answer.reply_to, settings.smtp
+        answer.reply_to,
+        settings
+            .smtp
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string)
     ));
     pending.answers[i].attempts += 1;
     ctx.save(pending)?;

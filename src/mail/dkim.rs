@@ -16,8 +16,6 @@ use mail_auth::common::headers::Header;
 use mail_auth::common::resolver::ToFqdn;
 use mail_auth::common::verify::VerifySignature;
 use mail_auth::dkim::Signature;
-use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use mail_auth::hickory_resolver::system_conf::read_system_conf;
 use mail_auth::{
     AuthenticatedMessage, DkimOutput, DkimResult, MessageAuthenticator, Parameters, ResolverCache,
     Txt,
@@ -63,19 +61,7 @@ impl Verifier {
     /// A verifier asking `dns_server`, or the system's resolvers when None.
     pub fn new(dns_server: Option<SocketAddr>) -> Result<Verifier, DkimError> {
         let err = |e: &dyn std::fmt::Display| DkimError::Resolver(e.to_string());
-        let (config, mut options) = match dns_server {
-            Some(addr) => {
-                let mut server = NameServerConfig::udp_and_tcp(addr.ip());
-                for connection in &mut server.connections {
-                    connection.port = addr.port();
-                }
-                (
-                    ResolverConfig::from_name_servers(vec![server]),
-                    ResolverOpts::default(),
-                )
-            }
-            None => read_system_conf().map_err(|e| err(&e))?,
-        };
+        let (config, mut options) = super::resolve::config(dns_server).map_err(|e| err(&e))?;
         // hickory's `timeout` bounds one lookup across all name servers; `attempts` counts
         // retries after the first try.
         options.timeout = DNS_TIMEOUT;

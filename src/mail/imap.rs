@@ -4,7 +4,7 @@
 //! by the run's deadline. IO.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,16 +101,29 @@ impl Stream {
 
 /// Opens a TCP connection, with a timeout, to the first address of `server` that answers.
 pub fn tcp_connect(server: &Server) -> Result<TcpStream, MailError> {
+    tcp_connect_via(server, None, None)
+}
+
+/// [`tcp_connect`], the host's addresses asked of `dns_server` when given (see
+/// `resolve::addresses`), each try ending by `limit` too.
+pub fn tcp_connect_via(
+    server: &Server,
+    dns_server: Option<SocketAddr>,
+    limit: Option<Instant>,
+) -> Result<TcpStream, MailError> {
     let err = |reason: String| MailError::Connect {
         server: server.to_string(),
         reason,
     };
-    let addrs = (server.host.as_str(), server.port)
-        .to_socket_addrs()
-        .map_err(|e| err(e.to_string()))?;
+    let addrs = super::resolve::addresses(server, dns_server).map_err(|e| err(e.to_string()))?;
     let mut last = String::from("no address");
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+        let timeout = limit.map_or(CONNECT_TIMEOUT, |limit| {
+            limit
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(100), CONNECT_TIMEOUT)
+        });
+        match TcpStream::connect_timeout(&addr, timeout) {
             Ok(tcp) => {
                 tcp.set_read_timeout(Some(IO_TIMEOUT))
                     .map_err(|e| err(e.to_string()))?;
@@ -156,11 +169,22 @@ pub fn connect_until(
     tls: Arc<rustls::ClientConfig>,
     limit: Option<Instant>,
 ) -> Result<imap::Client<Stream>, MailError> {
+    connect_via(server, security, tls, limit, None)
+}
+
+/// [`connect_until`], the host's addresses asked of `dns_server` when given.
+pub fn connect_via(
+    server: &Server,
+    security: Security,
+    tls: Arc<rustls::ClientConfig>,
+    limit: Option<Instant>,
+    dns_server: Option<SocketAddr>,
+) -> Result<imap::Client<Stream>, MailError> {
     let err = |reason: String| MailError::Connect {
         server: server.to_string(),
         reason,
     };
-    let tcp = tcp_connect(server)?;
+    let tcp = tcp_connect_via(server, dns_server, limit)?;
     match security {
         Security::Tls => {
             let stream = tls_wrap(tcp, &server.host, tls).map_err(|e| err(e.to_string()))?;
@@ -296,7 +320,19 @@ impl Mailbox {
         login: Login<'_>,
         limit: Option<Instant>,
     ) -> Result<Mailbox, MailError> {
-        let client = connect_until(server, security, tls, limit)?;
+        Mailbox::open_via(server, security, tls, login, limit, None)
+    }
+
+    /// [`Mailbox::open_as`], the host's addresses asked of `dns_server` when given.
+    pub fn open_via(
+        server: &Server,
+        security: Security,
+        tls: Arc<rustls::ClientConfig>,
+        login: Login<'_>,
+        limit: Option<Instant>,
+        dns_server: Option<SocketAddr>,
+    ) -> Result<Mailbox, MailError> {
+        let client = connect_via(server, security, tls, limit, dns_server)?;
         let refused = |e: imap::Error| MailError::Login {
             server: server.to_string(),
             user: login.describe(),

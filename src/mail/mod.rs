@@ -1,8 +1,12 @@
 //! Mail adapters: IMAP (watching for the challenge), SMTP submission (the reply), and DKIM
 //! verification with DNS. These do IO; the decisions live in `challenge`.
 
+pub mod autoconfig;
+pub mod candidates;
+pub mod discover;
 pub mod dkim;
 pub mod imap;
+pub mod resolve;
 pub mod smtp;
 
 use std::fmt;

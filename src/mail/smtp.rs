@@ -44,6 +44,7 @@ pub struct Sender<'a> {
     submission: Submission<'a>,
     connection: Option<SmtpConnection>,
     deadline: Option<Instant>,
+    dns_server: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for Sender<'_> {
@@ -61,6 +62,21 @@ impl<'a> Sender<'a> {
             submission,
             connection: None,
             deadline: None,
+            dns_server: None,
+        }
+    }
+
+    /// The server's host name is resolved through `dns_server` when given (see
+    /// `resolve::addresses`); TLS is verified for the name all the same.
+    pub fn resolving_with(mut self, dns_server: Option<std::net::SocketAddr>) -> Sender<'a> {
+        self.dns_server = dns_server;
+        self
+    }
+
+    /// Ends the session politely, if one is open.
+    pub fn quit(mut self) {
+        if let Some(mut connection) = self.connection.take() {
+            let _ = connection.quit();
         }
     }
 
@@ -79,7 +95,7 @@ impl<'a> Sender<'a> {
 
     /// Connects, secures and logs in now, ahead of the message.
     pub fn login(&mut self) -> Result<(), MailError> {
-        self.connection = Some(open(&self.submission, self.deadline)?);
+        self.connection = Some(open(&self.submission, self.deadline, self.dns_server)?);
         Ok(())
     }
 
@@ -119,10 +135,12 @@ impl<'a> Sender<'a> {
             .and_then(|mut c| c.test_connected().then_some(c));
         let mut connection = match connection {
             Some(c) => c,
-            None => open(&self.submission, self.deadline).map_err(|e| match e {
-                MailError::Login { .. } => SendError::Refused(e),
-                e => SendError::NotSent(e),
-            })?,
+            None => {
+                open(&self.submission, self.deadline, self.dns_server).map_err(|e| match e {
+                    MailError::Login { .. } => SendError::Refused(e),
+                    e => SendError::NotSent(e),
+                })?
+            }
         };
         let result = transfer(&mut connection, &envelope, message, before_data)
             .map_err(|(stage, e)| classify(&self.submission, stage, e.as_ref()));
@@ -224,6 +242,7 @@ pub fn send(
 fn open(
     submission: &Submission<'_>,
     deadline: Option<Instant>,
+    dns_server: Option<std::net::SocketAddr>,
 ) -> Result<SmtpConnection, MailError> {
     let server = submission.server.to_string();
     let connect_err = |reason: String| MailError::Connect {
@@ -245,14 +264,16 @@ fn open(
             .map_or("localhost", |(_, d)| d)
             .to_owned(),
     );
-    let address = (submission.server.host.as_str(), submission.server.port);
+    let addresses = super::resolve::addresses(submission.server, dns_server)
+        .map_err(|e| connect_err(e.to_string()))?;
     let wrapper = (submission.security == Security::Tls).then_some(&params);
     let timeout = deadline.map_or(TIMEOUT, |d| {
         d.saturating_duration_since(Instant::now())
             .clamp(Duration::from_secs(1), TIMEOUT)
     });
-    let mut connection = SmtpConnection::connect(address, Some(timeout), &helo, wrapper, None)
-        .map_err(|e| connect_err(error_chain(&e)))?;
+    let mut connection =
+        SmtpConnection::connect(&addresses[..], Some(timeout), &helo, wrapper, None)
+            .map_err(|e| connect_err(error_chain(&e)))?;
     if submission.security == Security::StartTls {
         connection
             .starttls(&params, &helo)

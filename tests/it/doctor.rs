@@ -204,3 +204,22 @@ fn a_state_folder_open_to_others_fails_with_status_1() {
     assert!(check["fix"].as_str().unwrap().contains("chmod -R go-rwx"));
     assert_eq!(result_of(&json, "dkim")["result"], "pass");
 }
+
+#[test]
+fn with_no_mail_servers_given_doctor_reports_what_it_found() {
+    let tb = Testbed::get();
+    let state = state_dir("doctor-discover");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (out, json) = doctor(&tb, "staff65@example.test", &state, |a| {
+        crate::obtain::without(crate::obtain::without(a, "--imap"), "--smtp")
+    });
+    assert_eq!(out.status.code(), Some(0), "{json}\n{}", stderr(&out));
+    let found = result_of(&json, "mail servers");
+    assert_eq!(found["result"], "pass");
+    let detail = found["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("DNS SRV") && detail.contains(tb.var("TESTBED_SRV_HOST")),
+        "{detail}"
+    );
+    assert_eq!(result_of(&json, "dkim")["result"], "pass");
+}

@@ -1,6 +1,7 @@
 //! Integration tests of smime-acme, run against the loopback testbed (`tests/testbed/up`).
 
 mod cli;
+mod discover;
 mod doctor;
 mod everyday;
 mod faults;

@@ -230,12 +230,18 @@ pub struct Fake {
 
 impl Fake {
     pub fn start(script: &str) -> Fake {
+        Fake::start_with(script, &[])
+    }
+
+    /// [`Fake::start`], with more arguments after `testbed.env`.
+    pub fn start_with(script: &str, args: &[&std::ffi::OsStr]) -> Fake {
         use std::io::BufRead;
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let python = root.join("target/testbed-venv/bin/python");
         let mut child = std::process::Command::new(&python)
             .arg(root.join("tests/fake").join(script))
             .arg(state_dir().join("testbed.env"))
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| {

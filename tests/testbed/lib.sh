@@ -46,6 +46,8 @@ tb_mailboxes() {
   printf '%s\n' alice@example.test bob@example.test
   printf 'staff%s@example.test\n' $(seq -w 1 48) $(seq 49 260)
   printf '%s\n' "$TB_CA_MAILBOX" "$TB_CA_EAB_MAILBOX"
+  # A second mail domain, without SRV records or DKIM keys (mail settings by autoconfig).
+  printf '%s@other.test\n' carol dave erin frank
 }
 
 tb_say() { printf 'testbed: %s\n' "$*"; }
