@@ -58,6 +58,7 @@ pub mod clock;
 pub mod commands;
 pub mod issuance;
 pub mod keys;
+pub mod known_cas;
 pub mod mail;
 pub mod manifest;
 pub mod output;
