@@ -152,19 +152,28 @@ pub fn timing(
     (timing, source, known)
 }
 
+/// How much earlier than the POST a mail sent in answer to it may be dated (clocks differ).
+pub const DATE_SLACK_SECS: i64 = 5;
+
 /// What the first challenge mail of an order says about the CA, with `auto` timing: it came
-/// before any POST (the CA mails on the authorization), or after the POST made because no mail
-/// came within the first wait (the CA mails only then). Nothing when the POST was made at once.
+/// before any POST (the CA mails on the authorization), or after the POST made at
+/// `posted_after_wait` because no mail came within the first wait, and is dated (signed Date,
+/// Unix seconds) no earlier than that POST (the CA mails only then, rather than late). Nothing
+/// when the POST was made at once or by an earlier run.
 pub fn timing_seen(
     setting: ChallengeTiming,
     posted: bool,
-    posted_after_wait: bool,
+    posted_after_wait: Option<i64>,
+    date: Option<i64>,
 ) -> Option<MailTiming> {
-    match (setting, posted, posted_after_wait) {
-        (ChallengeTiming::Auto, false, _) => Some(MailTiming::OnAuthorization),
-        (ChallengeTiming::Auto, true, true) => Some(MailTiming::AfterPost),
-        _ => None,
+    if setting != ChallengeTiming::Auto {
+        return None;
     }
+    if !posted {
+        return Some(MailTiming::OnAuthorization);
+    }
+    let (posted_at, date) = (posted_after_wait?, date?);
+    (date >= posted_at - DATE_SLACK_SECS).then_some(MailTiming::AfterPost)
 }
 
 /// The learned-state file of the CA at `server`.
@@ -363,15 +372,30 @@ mod tests {
     #[test]
     fn when_the_mail_came_tells_the_timing_only_with_auto() {
         use ChallengeTiming::*;
+        let post = Some(1_800_000_000);
         assert_eq!(
-            timing_seen(Auto, false, false),
+            timing_seen(Auto, false, None, None),
             Some(MailTiming::OnAuthorization)
         );
-        assert_eq!(timing_seen(Auto, true, true), Some(MailTiming::AfterPost));
+        assert_eq!(
+            timing_seen(Auto, true, post, Some(1_800_000_001)),
+            Some(MailTiming::AfterPost)
+        );
+        assert_eq!(
+            timing_seen(Auto, true, post, Some(1_800_000_000 - DATE_SLACK_SECS)),
+            Some(MailTiming::AfterPost),
+            "clocks differ a little"
+        );
+        // A mail written at the authorization that arrived late, or an undated one.
+        assert_eq!(
+            timing_seen(Auto, true, post, Some(1_800_000_000 - 15)),
+            None
+        );
+        assert_eq!(timing_seen(Auto, true, post, None), None);
         // POSTed at once, or by an earlier run: the mail may have been sent before.
-        assert_eq!(timing_seen(Auto, true, false), None);
-        assert_eq!(timing_seen(ReplyFirst, false, false), None);
-        assert_eq!(timing_seen(PostFirst, true, false), None);
+        assert_eq!(timing_seen(Auto, true, None, Some(1_800_000_001)), None);
+        assert_eq!(timing_seen(ReplyFirst, false, None, None), None);
+        assert_eq!(timing_seen(PostFirst, true, None, post), None);
     }
 
     #[test]

@@ -144,8 +144,8 @@ pub fn validate(
             .map(|k| format!(": the CA {}", k.describe()))
             .unwrap_or_default()
     ));
-    // Whether the POST of this run was made because no mail came within the first wait.
-    let mut posted_after_wait = false;
+    // When this run POSTed because no mail came within the first wait (Unix seconds).
+    let mut posted_after_wait = None;
     let mut timing_noted = false;
     let from = pending.challenge_from.clone().unwrap_or_default();
     let mut answered: Vec<String> = store::read_json(&ctx.answered_path())?.unwrap_or_default();
@@ -212,7 +212,7 @@ pub fn validate(
                 ));
                 if !timing_noted {
                     timing_noted = true;
-                    note_timing(ctx, pending.challenge_posted, posted_after_wait);
+                    note_timing(ctx, pending.challenge_posted, posted_after_wait, found.date);
                 }
                 pending.answers.push(Answer {
                     message_id: id.clone(),
@@ -263,7 +263,7 @@ pub fn validate(
                          the mail only then",
                         FIRST_WAIT.as_secs()
                     ));
-                    posted_after_wait = true;
+                    posted_after_wait = Some(crate::clock::now());
                     true
                 }
                 _ => pending.replied(),
@@ -371,10 +371,10 @@ fn validated(ctx: &Ctx<'_>, pending: &mut Pending) -> Result<Verdict, Error> {
 }
 
 /// Keeps what the first challenge mail of this order says about when the CA sends it.
-fn note_timing(ctx: &Ctx<'_>, posted: bool, posted_after_wait: bool) {
+fn note_timing(ctx: &Ctx<'_>, posted: bool, posted_after_wait: Option<i64>, date: Option<i64>) {
     let settings = ctx.settings;
-    let Some(seen) = learn::timing_seen(settings.challenge_timing, posted, posted_after_wait)
-    else {
+    let setting = settings.challenge_timing;
+    let Some(seen) = learn::timing_seen(setting, posted, posted_after_wait, date) else {
         return;
     };
     let mut learned = learn::load(ctx.store, &settings.server);
