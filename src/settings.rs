@@ -156,7 +156,8 @@ impl std::fmt::Debug for PasswordSource {
 /// When the challenge is POSTed relative to the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChallengeTiming {
-    /// Reply first; POST early only if no mail comes within a short first wait.
+    /// Reply first; POST early only if no mail comes within a short first wait, and at once
+    /// for a CA known to send the mail only then (`issuance::learn`).
     #[default]
     Auto,
     /// Always reply first, then POST.
