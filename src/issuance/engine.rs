@@ -349,14 +349,11 @@ fn resume(
         return Ok(None);
     }
     if pending.order_url.is_empty() {
-        // Killed before the one more order with the other join was made: it is made now.
-        return Ok(match (pending.token_join, pending.rejected_join) {
-            (Some(join), Some(_)) if pending.server == settings.server => Some(Pending {
-                account_url: account_url.to_owned(),
-                ..learn::retry_record(&pending, join)
-            }),
-            _ => None,
-        });
+        return Ok(learn::retry_not_ordered(
+            &pending,
+            &settings.server,
+            account_url,
+        ));
     }
     if pending.server != settings.server {
         if pending.has_effects() {

@@ -118,6 +118,21 @@ pub fn retry_record(rejected: &Pending, join: TokenJoin) -> Pending {
     }
 }
 
+/// A saved record without an order: when it is the one more order with the other join (a run
+/// killed before that order was made), that order is still to be made, for `server` with the
+/// account at `account_url`; else nothing is carried over.
+pub fn retry_not_ordered(saved: &Pending, server: &str, account_url: &str) -> Option<Pending> {
+    match (saved.token_join, saved.rejected_join) {
+        (Some(join), Some(_)) if saved.order_url.is_empty() && saved.server == server => {
+            Some(Pending {
+                account_url: account_url.to_owned(),
+                ..retry_record(saved, join)
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The join a validated order proves: every reply went out for a token the two joins disagree
 /// on, or the order is the retry after the other join was rejected.
 pub fn proven_join(pending: &Pending) -> Option<TokenJoin> {
@@ -309,6 +324,20 @@ mod tests {
         assert_eq!(retry.token_join, Some(TokenJoin::Bytes));
         assert_eq!(retry.rejected_join, Some(TokenJoin::String));
         assert_eq!(retry.account_url, p.account_url);
+        // Killed after the retry was saved, before its order: it is still made, and only then.
+        let carried = retry_not_ordered(&retry, &p.server, "https://ca.test/acct/2").unwrap();
+        assert_eq!(carried.token_join, Some(TokenJoin::Bytes));
+        assert_eq!(carried.rejected_join, Some(TokenJoin::String));
+        assert_eq!(carried.account_url, "https://ca.test/acct/2");
+        assert_eq!(
+            retry_not_ordered(&retry, "https://other.test/dir", "a"),
+            None
+        );
+        let fresh = Pending {
+            order_url: String::new(),
+            ..order(TokenJoin::String, DIFFER)
+        };
+        assert_eq!(retry_not_ordered(&fresh, &p.server, "a"), None);
         let mut answered_retry = order(TokenJoin::Bytes, DIFFER);
         answered_retry.rejected_join = Some(TokenJoin::String);
         assert_eq!(
