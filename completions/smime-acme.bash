@@ -481,7 +481,7 @@ _smime__acme() {
                     return 0
                     ;;
                 --token-join)
-                    COMPREPLY=($(compgen -W "string bytes" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto string bytes" -- "${cur}"))
                     return 0
                     ;;
                 --challenge-timing)
@@ -751,7 +751,7 @@ _smime__acme() {
                     return 0
                     ;;
                 --token-join)
-                    COMPREPLY=($(compgen -W "string bytes" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto string bytes" -- "${cur}"))
                     return 0
                     ;;
                 --challenge-timing)

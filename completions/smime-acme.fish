@@ -45,7 +45,7 @@ complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "doctor" -d 'C
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "forget" -d 'Stop renewing an address; with --purge, remove everything kept for it'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "man" -d 'Write the man pages (smime-acme.1 and one per subcommand) into DIR'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l server -d 'ACME directory URL of the CA, or the name of a known CA: castle (https://acme.castle.cloud/acme/directory) or castle-staging (https://acme-staging.castle.cloud/acme/directory)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l imap -d 'IMAP server; the port defaults by security (993 tls, 143 starttls) [default: discovered: DNS SRV, autoconfig, usual host names]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l imap-security -d 'IMAP connection security [default: tls]' -r -f -a "tls\t''
@@ -81,9 +81,10 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l eab-hma
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l challenge-auth -d 'How to check the challenge mail is from the CA: dkim, authentication-results:<AUTHSERV-ID>, or none (insecure) [default: dkim]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l dns-server -d 'DNS server for DKIM key lookups, mail server discovery and the mail servers\' addresses [default: the system\'s]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l autoconfig-url -d 'Where to fetch the autoconfig document (https://) when the mail servers are discovered, instead of autoconfig.<domain> and <domain>/.well-known' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l token-join -d 'How the CA joins the token parts: string (most CAs) or bytes [default: string]' -r -f -a "string\t''
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l token-join -d 'How the CA joins the token parts: auto (as learned from this CA, else as the list of known CAs says, else string; when the CA rejects the reply for a token the joins disagree on, ordered once more with the other join, which is then kept for the CA), string (most CAs) or bytes (CASTLE); a given join is never retried [default: auto]' -r -f -a "auto\t''
+string\t''
 bytes\t''"
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l challenge-timing -d 'When to tell the CA the challenge is answered: auto (after the reply, or early if no mail comes), reply-first, post-first [default: auto]' -r -f -a "auto\t''
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l challenge-timing -d 'When to tell the CA the challenge is answered: auto (after the reply, or after 15 s if no mail comes; at once for a CA seen to send the mail only then, as kept in the state folder), reply-first, post-first [default: auto]' -r -f -a "auto\t''
 reply-first\t''
 post-first\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l timeout -d 'Overall wait for the CA and the mail, e.g. 90s, 30m, 1h [default: 30m]' -r
@@ -119,7 +120,7 @@ superseded\t''
 affiliation-changed\t''
 cessation-of-operation\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l key -d 'The certificate\'s key (PKCS#8 PEM), for --cert with --sign-with-cert-key when the certificate is not in the state folder' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l server -d 'ACME directory URL [default: where the certificate was obtained]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l server -d 'ACME directory URL, or a known CA\'s name (castle, castle-staging) [default: where the certificate was obtained]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
@@ -130,7 +131,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s v -l ve
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l server -d 'ACME directory URL of the CA, or a known CA\'s name (castle, castle-staging)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not __fish_seen_subcommand_from register show update rollover deactivate" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
@@ -148,7 +149,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and not _
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l contact -d 'Contact address (repeatable)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l server -d 'ACME directory URL of the CA, or a known CA\'s name (castle, castle-staging)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
@@ -159,7 +160,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fis
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l server -d 'ACME directory URL of the CA, or a known CA\'s name (castle, castle-staging)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
@@ -170,7 +171,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fis
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l contact -d 'Contact address (repeatable)' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l server -d 'ACME directory URL of the CA, or a known CA\'s name (castle, castle-staging)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
@@ -180,7 +181,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fis
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l server -d 'ACME directory URL of the CA, or a known CA\'s name (castle, castle-staging)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
@@ -190,7 +191,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fis
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from rollover" -s h -l help -d 'Print help'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l server -d 'ACME directory URL of the CA, or a known CA\'s name (castle, castle-staging)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
@@ -234,7 +235,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -s h -l he
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s j -l jobs -d 'Mailboxes worked at once' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l shard -d 'Only the mailboxes of shard K out of N (e.g. 2/3)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l ca-requests -d 'Requests in flight to one CA at most' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l server -d 'ACME directory URL of the CA, for every mailbox [default: the manifest\'s, else the configuration file\'s]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l server -d 'ACME directory URL of the CA, or a known CA\'s name (castle, castle-staging), for every mailbox [default: the manifest\'s, else the configuration file\'s]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP, for every mailbox [default: the manifest\'s]' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l eab-kid -d 'External account binding: the key identifier the CA gave you' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l eab-hmac-key-file -d 'External account binding: file holding the base64url MAC key the CA gave you' -r -F
@@ -251,7 +252,7 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s v -l
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand provision" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l server -d 'ACME directory URL of the CA' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l server -d 'ACME directory URL of the CA, or the name of a known CA: castle (https://acme.castle.cloud/acme/directory) or castle-staging (https://acme-staging.castle.cloud/acme/directory)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l imap -d 'IMAP server; the port defaults by security (993 tls, 143 starttls) [default: discovered: DNS SRV, autoconfig, usual host names]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l imap-security -d 'IMAP connection security [default: tls]' -r -f -a "tls\t''
@@ -287,9 +288,10 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l eab-hma
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l challenge-auth -d 'How to check the challenge mail is from the CA: dkim, authentication-results:<AUTHSERV-ID>, or none (insecure) [default: dkim]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l dns-server -d 'DNS server for DKIM key lookups, mail server discovery and the mail servers\' addresses [default: the system\'s]' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l autoconfig-url -d 'Where to fetch the autoconfig document (https://) when the mail servers are discovered, instead of autoconfig.<domain> and <domain>/.well-known' -r
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l token-join -d 'How the CA joins the token parts: string (most CAs) or bytes [default: string]' -r -f -a "string\t''
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l token-join -d 'How the CA joins the token parts: auto (as learned from this CA, else as the list of known CAs says, else string; when the CA rejects the reply for a token the joins disagree on, ordered once more with the other join, which is then kept for the CA), string (most CAs) or bytes (CASTLE); a given join is never retried [default: auto]' -r -f -a "auto\t''
+string\t''
 bytes\t''"
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l challenge-timing -d 'When to tell the CA the challenge is answered: auto (after the reply, or early if no mail comes), reply-first, post-first [default: auto]' -r -f -a "auto\t''
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l challenge-timing -d 'When to tell the CA the challenge is answered: auto (after the reply, or after 15 s if no mail comes; at once for a CA seen to send the mail only then, as kept in the state folder), reply-first, post-first [default: auto]' -r -f -a "auto\t''
 reply-first\t''
 post-first\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l timeout -d 'Overall wait for the CA and the mail, e.g. 90s, 30m, 1h [default: 30m]' -r

@@ -6,7 +6,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::acme::types::RevocationReason;
 use crate::bundle::P12Format;
-use crate::challenge::response::TokenJoin;
+use crate::challenge::response::JoinChoice;
 use crate::keys::{KeyType, Usage};
 use crate::mail::Security;
 use crate::settings::{ChallengeTiming, Common, MailboxConfig, Request, ServerConfig};
@@ -307,7 +307,7 @@ pub struct ProvisionArgs {
     /// Requests in flight to one CA at most
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub ca_requests: u16,
-    /// ACME directory URL of the CA, for every mailbox [default: the manifest's, else the configuration file's]
+    /// ACME directory URL of the CA, or a known CA's name (castle, castle-staging), for every mailbox [default: the manifest's, else the configuration file's]
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// Extra trusted roots (PEM) for HTTPS, IMAP and SMTP, for every mailbox [default: the manifest's]
@@ -419,7 +419,7 @@ pub struct RevokeArgs {
     /// The certificate's key (PKCS#8 PEM), for --cert with --sign-with-cert-key when the certificate is not in the state folder
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
-    /// ACME directory URL [default: where the certificate was obtained]
+    /// ACME directory URL, or a known CA's name (castle, castle-staging) [default: where the certificate was obtained]
     #[arg(
         long,
         value_name = "URL",
@@ -444,7 +444,7 @@ pub struct RevokeArgs {
 pub struct AccountArgs {
     #[command(subcommand)]
     pub action: AccountAction,
-    /// ACME directory URL of the CA
+    /// ACME directory URL of the CA, or a known CA's name (castle, castle-staging)
     #[arg(
         long,
         global = true,
@@ -560,7 +560,7 @@ pub struct ObtainArgs {
     /// The address to get a certificate for
     pub email: String,
 
-    /// ACME directory URL of the CA
+    /// ACME directory URL of the CA, or the name of a known CA: castle (https://acme.castle.cloud/acme/directory) or castle-staging (https://acme-staging.castle.cloud/acme/directory)
     #[arg(
         long,
         value_name = "URL",
@@ -652,10 +652,10 @@ pub struct ObtainArgs {
     /// Where to fetch the autoconfig document (https://) when the mail servers are discovered, instead of autoconfig.<domain> and <domain>/.well-known
     #[arg(long, value_name = "URL")]
     pub autoconfig_url: Option<String>,
-    /// How the CA joins the token parts: string (most CAs) or bytes [default: string]
-    #[arg(long, value_name = "MODE", value_parser = TokenJoin::NAMES)]
+    /// How the CA joins the token parts: auto (as learned from this CA, else as the list of known CAs says, else string; when the CA rejects the reply for a token the joins disagree on, ordered once more with the other join, which is then kept for the CA), string (most CAs) or bytes (CASTLE); a given join is never retried [default: auto]
+    #[arg(long, value_name = "MODE", value_parser = JoinChoice::NAMES)]
     pub token_join: Option<String>,
-    /// When to tell the CA the challenge is answered: auto (after the reply, or early if no mail comes), reply-first, post-first [default: auto]
+    /// When to tell the CA the challenge is answered: auto (after the reply, or after 15 s if no mail comes; at once for a CA seen to send the mail only then, as kept in the state folder), reply-first, post-first [default: auto]
     #[arg(long, value_name = "MODE", value_parser = ChallengeTiming::NAMES)]
     pub challenge_timing: Option<String>,
     /// Overall wait for the CA and the mail, e.g. 90s, 30m, 1h [default: 30m]

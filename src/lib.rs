@@ -9,6 +9,8 @@
 //! `challenge`, `keys`, `certificate`, `pem`, `bundle` (PKCS#12), `renewal`, and the journal in
 //! `issuance`).
 //! `run` maps every error to the documented exit status, once.
+//! `known_cas` is the built-in list of RFC 8823 CAs known by name; what is learned about a CA
+//! (its token join, when it mails) is `issuance::learn`.
 
 /// For an enum of plain variants that the command line and the configuration file name:
 /// `ALL`, `NAMES`, `name()`, `Display`, and `FromStr` with an error that lists the names.
@@ -58,6 +60,7 @@ pub mod clock;
 pub mod commands;
 pub mod issuance;
 pub mod keys;
+pub mod known_cas;
 pub mod mail;
 pub mod manifest;
 pub mod manpages;

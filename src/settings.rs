@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::P12Format;
 use crate::challenge::authenticity::ChallengeAuth;
-use crate::challenge::response::TokenJoin;
+use crate::challenge::response::JoinChoice;
 use crate::keys::{KeyType, Usage};
 use crate::mail::{Master, Security, Server};
 
@@ -163,7 +163,8 @@ impl std::fmt::Debug for PasswordSource {
 /// When the challenge is POSTed relative to the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChallengeTiming {
-    /// Reply first; POST early only if no mail comes within a short first wait.
+    /// Reply first; POST early only if no mail comes within a short first wait, and at once
+    /// for a CA known to send the mail only then (`issuance::learn`).
     #[default]
     Auto,
     /// Always reply first, then POST.
@@ -212,7 +213,7 @@ pub struct ObtainSettings {
     pub agree_tos: bool,
     pub challenge_auth: ChallengeAuth,
     pub dns_server: Option<SocketAddr>,
-    pub token_join: TokenJoin,
+    pub token_join: JoinChoice,
     pub challenge_timing: ChallengeTiming,
     pub timeout: Duration,
     /// How long to wait for another run working on the same mailbox.
@@ -331,11 +332,7 @@ pub fn ca(layers: &[&ServerConfig]) -> Result<CaSettings, SettingsError> {
     let server = first(|l| l.url.as_ref()).ok_or_else(|| {
         bad("no ACME server: give --server URL, set SMIME_ACME_SERVER, or url in [server]")
     })?;
-    if !server.starts_with("https://") {
-        return Err(bad(format!(
-            "the ACME server must be an https:// URL, not {server:?}"
-        )));
-    }
+    let server = crate::known_cas::resolve(&server).map_err(bad)?;
     let eab = match (
         first(|l| l.eab_kid.as_ref()),
         layers.iter().find_map(|l| l.eab_hmac_key_file.clone()),
@@ -375,7 +372,7 @@ pub fn check_fields(top: &Request) -> Result<(), (&'static str, String)> {
     check::<Usage>("usage", &m.usage)?;
     check::<P12Format>("p12-format", &m.p12_format)?;
     check::<ChallengeAuth>("challenge-auth", &m.challenge_auth)?;
-    check::<TokenJoin>("token-join", &s.token_join)?;
+    check::<JoinChoice>("token-join", &s.token_join)?;
     check::<ChallengeTiming>("challenge-timing", &s.challenge_timing)?;
     for (field, value) in [
         ("imap", &m.imap),
@@ -392,10 +389,8 @@ pub fn check_fields(top: &Request) -> Result<(), (&'static str, String)> {
     if let Some(text) = &s.timeout {
         parse_duration(text).map_err(|e| ("timeout", e))?;
     }
-    if let Some(url) = &s.url
-        && !url.starts_with("https://")
-    {
-        return Err(("server", format!("must be an https:// URL, not {url:?}")));
+    if let Some(url) = &s.url {
+        crate::known_cas::resolve(url).map_err(|e| ("server", e))?;
     }
     Ok(())
 }
@@ -574,9 +569,9 @@ pub fn obtain(
             Ok::<_, SettingsError>(SocketAddr::new(ip, server.port))
         })
         .transpose()?;
-    let token_join: TokenJoin = parse(
+    let token_join: JoinChoice = parse(
         pick(&flags.token_join, &server_cfg.token_join).as_deref(),
-        TokenJoin::default(),
+        JoinChoice::default(),
     )?;
     let challenge_timing: ChallengeTiming = parse(
         pick(&flags.challenge_timing, &server_cfg.challenge_timing).as_deref(),
@@ -970,7 +965,7 @@ mod tests {
         );
         assert_eq!(s.smtp_security, Security::StartTls);
         assert_eq!(s.key_type, KeyType::P256);
-        assert_eq!(s.token_join, TokenJoin::Bytes);
+        assert_eq!(s.token_join, JoinChoice::Bytes);
         assert_eq!(s.folders, ["INBOX", "Junk"]);
         assert!(toml::from_str::<ConfigFile>("[server]\nbogus = 1").is_err());
     }

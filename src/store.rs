@@ -6,6 +6,9 @@
 //! <state>/                              SMIME_ACME_HOME or --state-dir
 //!   accounts/<server-id>/account.key    the ES256 account key (PKCS#8 PEM), one per ACME server
 //!   accounts/<server-id>/account.json   {"server": directory URL, "url": account URL}
+//!   accounts/<server-id>/learned.json   what was learned about that CA: {"server", "token_join":
+//!                                       "string"|"bytes", "mail_timing": "on-authorization"|
+//!                                       "after-post"} (see `issuance::learn`)
 //!   pending/<name>.json                 the issuance in progress (resumed by the next run)
 //!   answered/<name>.json                Message-IDs of the challenge mails answered for that address
 //!   certs/<name>/<issued>-<serial>/     one folder per certificate, never overwritten:
@@ -77,6 +80,11 @@ impl Store {
     /// The folder for an ACME server's account.
     pub fn account_dir(&self, directory_url: &str) -> PathBuf {
         self.root.join("accounts").join(server_id(directory_url))
+    }
+
+    /// What was learned about the CA at `directory_url`.
+    pub fn learned_file(&self, directory_url: &str) -> PathBuf {
+        self.account_dir(directory_url).join("learned.json")
     }
 
     pub fn pending_file(&self, email: &str) -> PathBuf {

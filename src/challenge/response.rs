@@ -8,7 +8,8 @@ use crate::acme::jws::b64u;
 
 /// How token-part1 (from the mail) and token-part2 (from the challenge) form the ACME token.
 /// RFC 8823 says "concatenate" without saying of what; servers differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TokenJoin {
     /// The two strings as received, one after the other (acme4j, acme2certifier).
     #[default]
@@ -22,6 +23,43 @@ named_values!(TokenJoin, "token join", {
     String => "string",
     Bytes => "bytes",
 });
+
+impl TokenJoin {
+    /// The join that is not this one.
+    pub fn other(self) -> TokenJoin {
+        match self {
+            TokenJoin::String => TokenJoin::Bytes,
+            TokenJoin::Bytes => TokenJoin::String,
+        }
+    }
+}
+
+/// The token join asked for: a fixed one, or `auto` (what the CA is known to do, and one more
+/// order with the other join when the CA rejects the reply for a token the joins disagree on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JoinChoice {
+    #[default]
+    Auto,
+    String,
+    Bytes,
+}
+
+named_values!(JoinChoice, "token join", {
+    Auto => "auto",
+    String => "string",
+    Bytes => "bytes",
+});
+
+impl JoinChoice {
+    /// The join fixed by this choice; None for `auto`.
+    pub fn fixed(self) -> Option<TokenJoin> {
+        match self {
+            JoinChoice::Auto => None,
+            JoinChoice::String => Some(TokenJoin::String),
+            JoinChoice::Bytes => Some(TokenJoin::Bytes),
+        }
+    }
+}
 
 /// A token part that is not base64url.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -14,6 +14,9 @@ use crate::store::Store;
 
 /// Runs `obtain`.
 pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
+    if let Some(known) = crate::known_cas::by_url(&settings.server) {
+        out.info(&format!("known CA {}", known.describe()));
+    }
     let store = Store::new(&settings.state_dir);
     let _lock = store.lock_wait(&settings.email, settings.wait_lock)?;
     let credentials = super::credentials(settings, true)?;
@@ -119,6 +122,7 @@ pub fn describe(issued: &Issued) -> (String, Value) {
         "http_requests": issued.http_requests,
         "reply_sent_at_unix_ms": issued.reply_sent_at_unix_ms,
         "challenge_mails_answered": issued.challenge_mails_answered,
+        "token_join": issued.token_join.map(|join| join.name()),
     });
     (human, json)
 }

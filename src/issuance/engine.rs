@@ -11,8 +11,10 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use super::learn;
+use super::reorder::{choose_join, keep_join, reorder, reorder_after_kill};
 use super::save::save;
-use super::watch::{self, Backoff, Ctx, MailSide};
+use super::watch::{self, Backoff, Ctx, MailSide, Verdict};
 use super::{Pending, Step};
 use crate::Error;
 use crate::acme::client::{AcmeClient, AcmeError};
@@ -21,6 +23,7 @@ use crate::acme::types::{Authorization, Identifier, Order, Status};
 use crate::bundle::P12Format;
 use crate::certificate::{self, CertInfo};
 use crate::challenge::authenticity::ChallengeAuth;
+use crate::challenge::response::TokenJoin;
 use crate::keys::{self, KeyType};
 use crate::mail::imap::Mailbox;
 use crate::mail::smtp::{self, Submission};
@@ -139,6 +142,8 @@ pub struct Issued {
     pub challenge_mails_answered: usize,
     /// When the first reply was accepted by the submission server (Unix milliseconds).
     pub reply_sent_at_unix_ms: Option<u64>,
+    /// How the token parts were joined in the replies (None when nothing was answered).
+    pub token_join: Option<TokenJoin>,
 }
 
 /// The files of a saved certificate.
@@ -204,7 +209,7 @@ pub fn issue(
         deadline,
     };
 
-    let mut pending = match resume(&ctx, acme)? {
+    let mut pending = match resume(&ctx, acme, &job.account.url)? {
         Some(pending) => pending,
         None => Pending {
             email: settings.email.clone(),
@@ -213,6 +218,9 @@ pub fn issue(
             ..Pending::default()
         },
     };
+    if !pending.order_url.is_empty() && !pending.validated {
+        choose_join(&ctx, &mut pending);
+    }
     let mut mailbox = None;
     if !pending.validated {
         out.phase(&format!(
@@ -275,7 +283,13 @@ pub fn issue(
     let mut key_pkcs8 = None;
     let chain = loop {
         match pending.next_step() {
-            Step::Order => return Err(Error::Internal("the order was not made".into())),
+            // The one more order with the other join, after the CA rejected the reply.
+            Step::Order => {
+                let mailbox = mailbox
+                    .as_mut()
+                    .ok_or_else(|| Error::Internal("no mailbox to watch".into()))?;
+                new_order(&ctx, acme, mailbox, &mut pending, job.replaces.as_deref())?;
+            }
             Step::FetchAuthorization => fetch_authorization(&ctx, acme, &mut pending)?,
             Step::Validate => {
                 let mailbox = mailbox
@@ -287,7 +301,10 @@ pub fn issue(
                     login: imap_login,
                     tls: &tls,
                 };
-                watch::validate(&ctx, acme, mail, &mut pending)?;
+                match watch::validate(&ctx, acme, mail, &mut pending)? {
+                    Verdict::Valid => keep_join(&ctx, &pending),
+                    refused => pending = reorder(&ctx, &pending, refused)?,
+                }
             }
             Step::Key => {
                 if let Some(mailbox) = mailbox.take() {
@@ -323,22 +340,32 @@ pub fn issue(
     issued.http_requests = acme.requests() - requests_before;
     issued.reply_sent_at_unix_ms = pending.first_sent_at();
     issued.challenge_mails_answered = pending.answers.len();
+    issued.token_join = pending.token_join.filter(|_| pending.replied());
     Ok(issued)
 }
 
 /// The saved issuance, if its order can still be used. A CA that cannot be reached now ends
 /// the run with the record kept; a record holding replies or a POST is never thrown away
 /// unless its order is over.
-fn resume(ctx: &Ctx<'_>, acme: &mut AcmeClient) -> Result<Option<Pending>, Error> {
+fn resume(
+    ctx: &Ctx<'_>,
+    acme: &mut AcmeClient,
+    account_url: &str,
+) -> Result<Option<Pending>, Error> {
     let (settings, path) = (ctx.settings, ctx.pending_path);
     let Some(pending) = store::read_json::<Pending>(path)? else {
         return Ok(None);
     };
     let pending = pending.resumed();
-    if !crate::challenge::mail::same_address(&pending.email, &settings.email)
-        || pending.order_url.is_empty()
-    {
+    if !crate::challenge::mail::same_address(&pending.email, &settings.email) {
         return Ok(None);
+    }
+    if pending.order_url.is_empty() {
+        return Ok(learn::retry_not_ordered(
+            &pending,
+            &settings.server,
+            account_url,
+        ));
     }
     if pending.server != settings.server {
         if pending.has_effects() {
@@ -371,6 +398,9 @@ fn resume(ctx: &Ctx<'_>, acme: &mut AcmeClient) -> Result<Option<Pending>, Error
                 "the saved order is {}: starting a new one",
                 order.status
             ));
+            if let Some(next) = reorder_after_kill(ctx, acme, &pending)? {
+                return Ok(Some(next));
+            }
             store::remove(path)?;
             Ok(None)
         }
@@ -403,6 +433,7 @@ fn new_order(
     replaces: Option<&str>,
 ) -> Result<(), Error> {
     let settings = ctx.settings;
+    choose_join(ctx, pending);
     // Where new mail starts, before the order exists: its challenge mail comes after.
     for folder in &settings.folders {
         pending.marks.insert(folder.clone(), mailbox.mark(folder)?);

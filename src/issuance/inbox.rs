@@ -26,6 +26,8 @@ pub struct Found {
     pub folder: String,
     pub uid: u32,
     pub accepted: mail::Accepted,
+    /// Its signed Date (Unix seconds).
+    pub date: Option<i64>,
 }
 
 /// When to judge a mail again, how many times it was tried, and the mail (unless too many are
@@ -227,6 +229,7 @@ impl<'c> Watcher<'c> {
                 folder: folder.to_owned(),
                 uid,
                 accepted,
+                date: parsed.date,
             }),
             Err(Rejection::NotAuthentic(AuthFailure::DkimTemporary(reason))) => {
                 ctx.out.warn(&format!(

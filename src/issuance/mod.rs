@@ -6,6 +6,8 @@
 
 pub mod engine;
 mod inbox;
+pub mod learn;
+mod reorder;
 mod save;
 pub mod watch;
 
@@ -14,6 +16,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::challenge::response::TokenJoin;
 use crate::mail::imap::Mark;
 
 /// At most this many challenge mails are answered for one order. Every authenticated challenge
@@ -58,6 +61,13 @@ pub struct Pending {
     /// The order is valid: its certificate is to be downloaded from here.
     #[serde(default)]
     pub certificate_url: Option<String>,
+    /// The token join this order's replies use, decided when the order is made.
+    #[serde(default)]
+    pub token_join: Option<TokenJoin>,
+    /// The join the CA rejected in the order before this one: this order is the one more try
+    /// with the other join, and none follows it.
+    #[serde(default)]
+    pub rejected_join: Option<TokenJoin>,
 }
 
 /// One challenge mail and the reply to it.

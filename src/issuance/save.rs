@@ -178,6 +178,7 @@ fn saved(
             out: settings.out.clone(),
         },
         http_requests: 0,
+        token_join: None,
         challenge_mails_answered: 0,
         reply_sent_at_unix_ms: None,
     }

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use super::inbox::{Watcher, reconnect};
-use super::{Answer, MAX_ANSWERS, Pending, ReplyState};
+use super::{Answer, MAX_ANSWERS, Pending, ReplyState, learn};
 use crate::Error;
 use crate::acme::client::AcmeClient;
 use crate::acme::jws::{self, AccountKey, KeyRef, Signer};
-use crate::acme::types::{Authorization, Challenge, Status};
+use crate::acme::types::{Authorization, Challenge, Problem, Status};
 use crate::challenge::mail;
 use crate::challenge::response::{self, Reply};
 use crate::mail::Login;
@@ -92,6 +92,33 @@ impl std::fmt::Debug for MailSide<'_, '_> {
     }
 }
 
+/// How the CA ended the validation.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The authorization is valid (and `pending.validated` saved).
+    Valid,
+    /// The authorization became `status`; the challenge's error, if the CA gave one.
+    Refused {
+        status: Status,
+        problem: Option<Problem>,
+    },
+}
+
+impl Verdict {
+    /// A refusal as the error the run ends with.
+    pub fn into_error(self) -> Error {
+        match self {
+            Verdict::Valid => Error::Internal("a valid authorization is no refusal".into()),
+            Verdict::Refused {
+                problem: Some(p), ..
+            } => Error::CaRefused(format!("the CA did not accept the reply: {p}")),
+            Verdict::Refused { status, .. } => Error::CaRefused(format!(
+                "the authorization became {status} and the CA gave no reason"
+            )),
+        }
+    }
+}
+
 /// Runs until the authorization is valid (then `pending.validated` is saved), the CA refuses,
 /// or the deadline passes.
 pub fn validate(
@@ -99,7 +126,7 @@ pub fn validate(
     acme: &mut AcmeClient,
     mail: MailSide<'_, '_>,
     pending: &mut Pending,
-) -> Result<(), Error> {
+) -> Result<Verdict, Error> {
     let MailSide {
         mailbox,
         sender,
@@ -107,6 +134,19 @@ pub fn validate(
         tls,
     } = mail;
     let settings = ctx.settings;
+    let learned = learn::load(ctx.store, &settings.server);
+    let table = crate::known_cas::by_url(&settings.server);
+    let (timing, source, known) = learn::timing(settings.challenge_timing, &learned, table);
+    ctx.out.info(&format!(
+        "challenge timing {timing} ({}{})",
+        source.describe(),
+        known
+            .map(|k| format!(": the CA {}", k.describe()))
+            .unwrap_or_default()
+    ));
+    // When this run POSTed because no mail came within the first wait (Unix seconds).
+    let mut posted_after_wait = None;
+    let mut timing_noted = false;
     let from = pending.challenge_from.clone().unwrap_or_default();
     let mut answered: Vec<String> = store::read_json(&ctx.answered_path())?.unwrap_or_default();
     // A folder watched for the first time is marked now: its older mail is not for this order.
@@ -137,8 +177,7 @@ pub fn validate(
         let result = (|| loop {
             // Every new mail is judged (and a rejection logged) before any is answered; with
             // post-first, only once the CA is being told.
-            let post_first_due = settings.challenge_timing == ChallengeTiming::PostFirst
-                && !pending.challenge_posted;
+            let post_first_due = timing == ChallengeTiming::PostFirst && !pending.challenge_posted;
             let found = if post_first_due {
                 Vec::new()
             } else {
@@ -171,6 +210,10 @@ pub fn validate(
                     started.elapsed().as_millis(),
                     found.accepted.token_part1
                 ));
+                if !timing_noted {
+                    timing_noted = true;
+                    note_timing(ctx, pending.challenge_posted, posted_after_wait, found.date);
+                }
                 pending.answers.push(Answer {
                     message_id: id.clone(),
                     token_part1: found.accepted.token_part1.clone(),
@@ -205,7 +248,7 @@ pub fn validate(
             }
 
             // Tell the CA, beside the watch.
-            let post_now = match settings.challenge_timing {
+            let post_now = match timing {
                 _ if posting.is_some() || posted_here && pending.challenge_posted => false,
                 _ if pending.challenge_posted => challenge_pending,
                 ChallengeTiming::PostFirst => {
@@ -220,6 +263,7 @@ pub fn validate(
                          the mail only then",
                         FIRST_WAIT.as_secs()
                     ));
+                    posted_after_wait = Some(crate::clock::now());
                     true
                 }
                 _ => pending.replied(),
@@ -274,7 +318,12 @@ pub fn validate(
                     Status::Pending | Status::Processing => {
                         poll.wait_at_least(response.retry_after)
                     }
-                    status => return Err(refused(&authz, status)),
+                    status => {
+                        return Ok(Verdict::Refused {
+                            status,
+                            problem: authz.email_reply().and_then(|c| c.error.clone()),
+                        });
+                    }
                 }
             }
 
@@ -315,20 +364,33 @@ fn pending_challenge(pending: &Pending) -> &str {
     pending.challenge_url.as_deref().unwrap_or_default()
 }
 
-fn validated(ctx: &Ctx<'_>, pending: &mut Pending) -> Result<(), Error> {
+fn validated(ctx: &Ctx<'_>, pending: &mut Pending) -> Result<Verdict, Error> {
     pending.validated = true;
-    ctx.save(pending)
+    ctx.save(pending)?;
+    Ok(Verdict::Valid)
 }
 
-fn refused(authz: &Authorization, status: Status) -> Error {
-    let reason = authz
-        .email_reply()
-        .and_then(|c| c.error.as_ref())
-        .map(|p| p.to_string());
-    Error::CaRefused(match reason {
-        Some(reason) => format!("the CA did not accept the reply: {reason}"),
-        None => format!("the authorization became {status} and the CA gave no reason"),
-    })
+/// Keeps what the first challenge mail of this order says about when the CA sends it.
+fn note_timing(ctx: &Ctx<'_>, posted: bool, posted_after_wait: Option<i64>, date: Option<i64>) {
+    let settings = ctx.settings;
+    let setting = settings.challenge_timing;
+    let Some(seen) = learn::timing_seen(setting, posted, posted_after_wait, date) else {
+        return;
+    };
+    let mut learned = learn::load(ctx.store, &settings.server);
+    learned.mail_timing = Some(seen);
+    match learn::save(ctx.store, &learned) {
+        Ok(true) => ctx.out.info(&format!(
+            "learned: {} {} (kept in {})",
+            settings.server,
+            seen.describe(),
+            learn::path(ctx.store, &settings.server).display()
+        )),
+        Ok(false) => {}
+        Err(e) => ctx
+            .out
+            .warn(&format!("could not keep what was learned: {e}")),
+    }
 }
 
 /// POSTs the challenge. The caller saved `challenge_posted` first, so a rerun does not POST
@@ -399,7 +461,7 @@ fn send(
     let settings = ctx.settings;
     let answer = pending.answers[i].clone();
     let part2 = pending.token_part2.clone().unwrap_or_default();
-    let mode = settings.token_join;
+    let mode = pending.token_join.unwrap_or_default();
     let token = response::join_tokens(&answer.token_part1, &part2, mode)
         .map_err(|e| Error::CaRefused(e.to_string()))?;
     let agree = if response::join_modes_agree(&answer.token_part1) {

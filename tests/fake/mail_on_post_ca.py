@@ -1,11 +1,21 @@
 """A fault-injecting ACME CA for the tests: it sends the RFC 8823 challenge mail only when the
 client POSTs the challenge, as some CAs do. acme2certifier, the testbed's real CA, sends the mail
-when the authorization is fetched and cannot be made to wait, so this stand-in exists only to
-test the other timing. It is not a CA to learn from: it checks no JWS signature, serves one
-order at a time, and implements only what `smime-acme obtain` uses. Everything around it is
-real: the mail goes out through the testbed's submission server as acme@ca.test (so it is
-DKIM-signed and Auto-Submitted), the reply is read from acme@ca.test over IMAPS, and the
-certificate is signed by the testbed's issuing CA.
+when the authorization is fetched and cannot be made to wait, and joins the token parts as
+strings with a token-part1 both joins agree on, so this stand-in exists to test the other timing
+and the other join. It is not a CA to learn from: it checks no JWS signature and implements only
+what `smime-acme` uses. Everything around it is real: the mail goes out through the testbed's
+submission server as acme@ca.test (so it is DKIM-signed and Auto-Submitted), the reply is read
+from acme@ca.test over IMAPS, and the certificate is signed by the testbed's issuing CA.
+
+Every order has its own URLs (/order/N, /authz/N, /challenge/N, /finalize/N, /cert/N). A reply
+whose digest is wrong makes the challenge invalid with an incorrectResponse error, and the
+authorization and the order invalid, as a CA does.
+
+Control (GET): /refuse-replaces (orders naming a certificate they replace are refused),
+/renewal-due (the renewal window has passed), /byte-join (from now on token-part1 is 16 random
+octets, 22 characters, and the parts are joined as octets, as CASTLE does). Seen (GET): /orders
+(one object per order: its number, the join, when the authorization was first fetched and the
+challenge first POSTed, and how its reply was judged), /revoked, /stats.
 
 Run: python mail_on_post_ca.py TESTBED_ENV_FILE; prints the port it listens on (127.0.0.1).
 """
@@ -36,8 +46,9 @@ PKI = os.path.join(ENV["TESTBED_STATE"], "pki")
 CA_MAILBOX = ENV["TESTBED_CA_MAILBOX"]
 CA_PASSWORD = open(os.path.join(ENV["TESTBED_PASSWORDS"], CA_MAILBOX + ".password")).read().strip()
 TLS = ssl.create_default_context(cafile=ENV["SMIME_ACME_CA_BUNDLE"])
-STATE = {"refuse_replaces": False}
-ORDERS = []
+STATE = {"refuse_replaces": False, "byte_join": False}
+ORDERS = []  # what was seen of each order, in order; ORDERS[n - 1] is order n's
+OBJECTS = {}  # order number -> its state
 REVOKED = []
 ISSUED = {}  # RFC 9773 certificate identifier -> serial (hex)
 LOCK = threading.Lock()
@@ -66,9 +77,26 @@ def send_challenge(address, token1):
         smtp.sendmail(CA_MAILBOX, [address], message.encode())
 
 
-def validate(token1, token2, thumb):
+def joined(token1, token2, join):
+    if join == "bytes":
+        return b64u(b64u_decode(token1) + b64u_decode(token2))
+    return f"{token1}{token2}"
+
+
+def judged(obj, good):
+    """Records the verdict on a reply: valid, or invalid with incorrectResponse (the caller holds
+    LOCK)."""
+    obj["status"] = "valid" if good else "invalid"
+    obj["log"]["result"] = obj["status"]
+    if not good:
+        obj["error"] = {"type": "urn:ietf:params:acme:error:incorrectResponse",
+                        "detail": "the response digest does not match the key authorization"}
+        obj["order"] = "invalid"
+
+
+def validate(obj, token1, token2, thumb, join):
     """Polls the CA mailbox for the reply and checks its digest."""
-    expected = b64u(hashlib.sha256(f"{token1}{token2}.{thumb}".encode()).digest())
+    expected = b64u(hashlib.sha256(f"{joined(token1, token2, join)}.{thumb}".encode()).digest())
     host, port = ENV["TESTBED_IMAPS"].rsplit(":", 1)
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -84,13 +112,13 @@ def validate(token1, token2, thumb):
             body = reply.get_payload(decode=True).decode()
             block = body.split("-----BEGIN ACME RESPONSE-----")[1].split("-----END ACME RESPONSE-----")[0]
             with LOCK:
-                STATE["status"] = "valid" if "".join(block.split()) == expected else "invalid"
+                judged(obj, "".join(block.split()) == expected)
             imap.logout()
             return
         imap.logout()
         time.sleep(0.3)
     with LOCK:
-        STATE["status"] = "invalid"
+        judged(obj, False)
 
 
 def public_key_of(jwk):
@@ -172,7 +200,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(200, REVOKED)
             if self.path == "/stats":
                 return self.answer(200, {"directory": STATE.get("directory_gets", 0)})
-            if self.path in ("/refuse-replaces", "/renewal-due"):
+            if self.path in ("/refuse-replaces", "/renewal-due", "/byte-join"):
                 STATE[self.path[1:].replace("-", "_")] = True
                 return self.answer(200, {})
             if self.path.startswith("/renewal-info/"):
@@ -189,12 +217,13 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self):
         self.answer(200, b"")
 
-    def order(self):
+    def order(self, n):
         b = self.base()
-        body = {"status": STATE["order"], "identifiers": [{"type": "email", "value": STATE["email"]}],
-                "authorizations": [f"{b}/authz"], "finalize": f"{b}/finalize"}
-        if STATE["order"] == "valid":
-            body["certificate"] = f"{b}/cert"
+        obj = OBJECTS[n]
+        body = {"status": obj["order"], "identifiers": [{"type": "email", "value": obj["email"]}],
+                "authorizations": [f"{b}/authz/{n}"], "finalize": f"{b}/finalize/{n}"}
+        if obj["order"] == "valid":
+            body["certificate"] = f"{b}/cert/{n}"
         return body
 
     def do_POST(self):
@@ -207,39 +236,59 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["thumb"] = thumbprint(protected["jwk"])
                 return self.answer(201, {"status": "valid"}, location=f"{b}/account/1")
             if self.path == "/order":
-                ORDERS.append({"replaces": payload.get("replaces"), "replaces_serial": ISSUED.get(payload.get("replaces"))})
+                join = "bytes" if STATE["byte_join"] else "string"
+                log = {"n": len(ORDERS) + 1, "replaces": payload.get("replaces"),
+                       "replaces_serial": ISSUED.get(payload.get("replaces")), "join": join,
+                       "authz_fetched_at": None, "posted_at": None, "result": None}
+                ORDERS.append(log)
                 if STATE["refuse_replaces"] and "replaces" in payload:
+                    log["result"] = "refused"
                     return self.answer(409, {"type": "urn:ietf:params:acme:error:alreadyReplaced",
                                              "detail": "this certificate was already replaced"})
-                STATE.update(email=payload["identifiers"][0]["value"], order="pending", status="pending",
-                             token1=b64u(secrets.token_bytes(24)), token2=b64u(secrets.token_bytes(16)), mailed=False)
-                return self.answer(201, self.order(), location=f"{b}/order/1")
-            if self.path == "/order/1":
-                if STATE["order"] == "pending" and STATE["status"] == "valid":
-                    STATE["order"] = "ready"
-                return self.answer(200, self.order())
-            challenge = {"type": "email-reply-00", "url": f"{b}/challenge", "token": STATE["token2"],
-                         "from": CA_MAILBOX, "status": STATE["status"]}
-            if self.path == "/authz":
-                return self.answer(200, {"status": STATE["status"], "identifier": {"type": "email", "value": STATE["email"]},
+                n = log["n"]
+                # 16 octets (22 characters) when joined as octets: the two joins then disagree.
+                OBJECTS[n] = {"email": payload["identifiers"][0]["value"], "order": "pending", "status": "pending",
+                              "token1": b64u(secrets.token_bytes(16 if join == "bytes" else 24)),
+                              "token2": b64u(secrets.token_bytes(16)), "join": join, "mailed": False,
+                              "error": None, "log": log}
+                return self.answer(201, self.order(n), location=f"{b}/order/{n}")
+            kind, _, number = self.path.strip("/").partition("/")
+            obj = OBJECTS.get(int(number)) if number.isdigit() else None
+            if obj is None:
+                if self.path == "/revoke":
+                    return self.revoke(request, protected, payload)
+                return self.answer(404, {"type": "urn:ietf:params:acme:error:malformed", "detail": f"no {self.path}"})
+            n = int(number)
+            if kind == "order":
+                if obj["order"] == "pending" and obj["status"] == "valid":
+                    obj["order"] = "ready"
+                return self.answer(200, self.order(n))
+            challenge = {"type": "email-reply-00", "url": f"{b}/challenge/{n}", "token": obj["token2"],
+                         "from": CA_MAILBOX, "status": obj["status"]}
+            if obj["error"]:
+                challenge["error"] = obj["error"]
+            if kind == "authz":
+                if obj["log"]["authz_fetched_at"] is None:
+                    obj["log"]["authz_fetched_at"] = time.time()
+                return self.answer(200, {"status": obj["status"], "identifier": {"type": "email", "value": obj["email"]},
                                          "challenges": [challenge]})
-            if self.path == "/challenge":
-                if not STATE["mailed"]:
-                    STATE["mailed"] = True
-                    STATE["status"] = challenge["status"] = "processing"
-                    send_challenge(STATE["email"], STATE["token1"])
-                    threading.Thread(target=validate, args=(STATE["token1"], STATE["token2"], STATE["thumb"]), daemon=True).start()
+            if kind == "challenge":
+                if not obj["mailed"]:
+                    obj["mailed"] = True
+                    obj["log"]["posted_at"] = time.time()
+                    obj["status"] = challenge["status"] = "processing"
+                    send_challenge(obj["email"], obj["token1"])
+                    threading.Thread(target=validate, args=(obj, obj["token1"], obj["token2"], STATE["thumb"], obj["join"]),
+                                     daemon=True).start()
                 return self.answer(200, challenge)
-            if self.path == "/finalize":
-                if STATE["status"] != "valid":
+            if kind == "finalize":
+                if obj["status"] != "valid":
                     return self.answer(403, {"type": "urn:ietf:params:acme:error:orderNotReady", "detail": "not validated"})
-                STATE["chain"] = issue(b64u_decode(payload["csr"]))
-                STATE["order"] = "valid"
-                return self.answer(200, self.order())
-            if self.path == "/cert":
-                return self.answer(200, STATE["chain"], ctype="application/pem-certificate-chain")
-            if self.path == "/revoke":
-                return self.revoke(request, protected, payload)
+                obj["chain"] = issue(b64u_decode(payload["csr"]))
+                obj["order"] = "valid"
+                return self.answer(200, self.order(n))
+            if kind == "cert" and "chain" in obj:
+                return self.answer(200, obj["chain"], ctype="application/pem-certificate-chain")
         self.answer(404, {"type": "urn:ietf:params:acme:error:malformed", "detail": f"no {self.path}"})
 
     def revoke(self, request, protected, payload):
