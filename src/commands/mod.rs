@@ -5,6 +5,7 @@ pub mod account;
 pub mod doctor;
 pub mod export;
 pub mod fleet;
+pub mod install;
 pub mod list;
 pub mod obtain;
 pub mod provision;

@@ -37,7 +37,8 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
         reuse_key: None,
     };
     let issued = engine::issue(&job, &credentials, &mut acme, &store, out)?;
-    let (human, json) = describe(&issued);
+    let (mut human, json) = describe(&issued);
+    human.push_str(&super::install::hints(&issued.email, &issued.files.p12));
     Ok(Outcome::one(human, json))
 }
 
