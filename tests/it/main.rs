@@ -6,6 +6,7 @@ mod faults;
 mod flood;
 mod forged;
 mod generated;
+mod install;
 mod lifecycle;
 mod mailbox;
 mod obtain;
