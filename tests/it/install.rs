@@ -499,23 +499,29 @@ fn mobileconfig_and_the_instructions_after_obtain() -> TestResult {
     assert_eq!(code(&out), 0);
     assert!(json.is_object() && !String::from_utf8_lossy(&out.stdout).contains("importpfx"));
 
+    // As the instructions say: --out a bare file name, in the current folder.
     let profile = state.join("phone.mobileconfig");
-    let (out, json) = cli(
-        &state,
-        &home,
-        &[
+    let out = command(
+        [
             "export",
             mailbox,
             "--format",
             "mobileconfig",
             "--out",
-            profile.to_str().unwrap(),
+            "phone.mobileconfig",
             "--json",
-        ],
-    );
+            "--state-dir",
+            state.to_str().unwrap(),
+        ]
+        .map(OsString::from)
+        .to_vec(),
+    )
+    .current_dir(&state)
+    .output()?;
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     // No password given and no terminal: one was generated beside the profile.
-    let password = PathBuf::from(
+    let password = state.join(
         json["files"]["p12_password"]
             .as_str()
             .expect("a password file"),
