@@ -28,6 +28,9 @@ _smime__acme() {
             smime__acme,help)
                 cmd="smime__acme__subcmd__help"
                 ;;
+            smime__acme,install)
+                cmd="smime__acme__subcmd__install"
+                ;;
             smime__acme,list)
                 cmd="smime__acme__subcmd__list"
                 ;;
@@ -94,6 +97,9 @@ _smime__acme() {
             smime__acme__subcmd__help,help)
                 cmd="smime__acme__subcmd__help__subcmd__help"
                 ;;
+            smime__acme__subcmd__help,install)
+                cmd="smime__acme__subcmd__help__subcmd__install"
+                ;;
             smime__acme__subcmd__help,list)
                 cmd="smime__acme__subcmd__help__subcmd__list"
                 ;;
@@ -134,7 +140,7 @@ _smime__acme() {
 
     case "${cmd}" in
         smime__acme)
-            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --help --version obtain renew revoke account list show export provision doctor help"
+            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --help --version obtain renew revoke account list show export provision doctor install help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -611,7 +617,7 @@ _smime__acme() {
             fi
             case "${prev}" in
                 --format)
-                    COMPREPLY=($(compgen -W "compat modern pem" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "compat modern pem mobileconfig" -- "${cur}"))
                     return 0
                     ;;
                 --out)
@@ -642,7 +648,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__help)
-            opts="obtain renew revoke account list show export provision doctor help"
+            opts="obtain renew revoke account list show export provision doctor install help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -781,6 +787,20 @@ _smime__acme() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smime__subcmd__acme__subcmd__help__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smime__subcmd__acme__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -858,6 +878,48 @@ _smime__acme() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smime__subcmd__acme__subcmd__install)
+            opts="-v -q -h --thunderbird --profile --nss-db --all-keys --nss-password-file --trust-root --config --state-dir --verbose --quiet --json --wait-lock --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nss-db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nss-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

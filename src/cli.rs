@@ -20,7 +20,7 @@ Exit status:
   1  internal error (a bug, or the system refused something unexpected)
   2  usage or configuration error
   3  some of several certificates failed (renew, provision), or a deploy hook failed (renew)
-  4  another smime-acme run holds the lock for this mailbox
+  4  another smime-acme run holds the lock for this mailbox, or (install) Thunderbird has the profile open
   5  the CA refused (its problem document is shown)
   6  mail server error (connection, TLS, login, or the reply was not accepted)
   7  timed out waiting for the CA or the challenge mail

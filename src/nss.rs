@@ -262,6 +262,10 @@ impl NssDb {
     pub fn has_key(&self, nickname: &str) -> Result<bool, NssError> {
         let out = self.certutil(&["-K".as_ref(), "-f".as_ref(), self.password_file.as_os_str()])?;
         let text = String::from_utf8_lossy(&out.stdout);
+        // certutil -L may name the token before the nickname; certutil -K does not.
+        let nickname = nickname
+            .strip_prefix("NSS Certificate DB:")
+            .unwrap_or(nickname);
         Ok(text
             .lines()
             .any(|line| line.trim_end().ends_with(nickname.trim())))

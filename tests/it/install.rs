@@ -271,6 +271,7 @@ fn install_into_an_nss_database_trusts_the_root_only_when_asked_and_twice_is_onc
         !stderr(&out).contains("not it"),
         "the password is never shown"
     );
+    assert_no_leftovers(&home);
     let (out, _) = cli(
         &state,
         &home,
@@ -632,8 +633,10 @@ fn thunderbird_profiles_and_the_profile_lock() -> TestResult {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run python3 ({e}): install the testbed tools with `sudo tests/testbed/install`"));
     let mut line = String::new();
-    BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line)?;
-    assert_eq!(line.trim(), "held");
+    let read = holder
+        .stdout
+        .take()
+        .map(|stdout| BufReader::new(stdout).read_line(&mut line));
     let (out, _) = cli(
         &state,
         &home,
@@ -641,6 +644,10 @@ fn thunderbird_profiles_and_the_profile_lock() -> TestResult {
     );
     let _ = holder.kill();
     let _ = holder.wait();
+    assert!(
+        matches!(read, Some(Ok(_))) && line.trim() == "held",
+        "the lock holder did not start: {read:?} {line:?}"
+    );
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     assert!(keys(&sql(&first)).is_empty(), "nothing imported");
     // Released: --profile by name picks the first profile.
