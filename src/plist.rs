@@ -10,7 +10,7 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 /// One PKCS#12 bundle to install.
 #[derive(Debug)]
 pub struct Identity<'a> {
-    /// Shown by the device for the payload, and used as its file name.
+    /// Shown by the device for the payload.
     pub name: String,
     pub p12: &'a [u8],
 }
@@ -25,14 +25,15 @@ pub fn mobileconfig(email: &str, identities: &[Identity]) -> String {
          <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
          <plist version=\"1.0\">\n<dict>\n\t<key>PayloadContent</key>\n\t<array>\n",
     );
-    for identity in identities {
+    for (n, identity) in identities.iter().enumerate() {
         let uuid = random_uuid();
         out.push_str("\t\t<dict>\n");
+        let file = match n {
+            0 => format!("{email}.p12"),
+            n => format!("{email}-{n}.p12"),
+        };
         let fields = [
-            (
-                "PayloadCertificateFileName",
-                format!("{}.p12", identity.name),
-            ),
+            ("PayloadCertificateFileName", file),
             (
                 "PayloadDescription",
                 format!("S/MIME certificate and key for {email}"),

@@ -83,6 +83,11 @@ pub fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> Result<Outco
     if let Some(path) = files["p12_password"].as_str() {
         human.push_str(&format!("The password is in {path} (generated).\n"));
     }
+    if format == "mobileconfig" {
+        human.push_str(
+            "Open it on the iPhone, iPad or Mac (AirDrop, Mail or Files), then install it in Settings; it asks for the password.\n",
+        );
+    }
     Ok(Outcome::one(
         human,
         json!({

@@ -104,7 +104,8 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs, out: &Output) -> Result<Outc
         present.push(db.nickname_of(leaf, name)?.is_some());
     }
     out.phase(&format!("importing into {}", dir.display()));
-    db.import_pkcs12(&p12_file, &p12_password_file)?;
+    db.import_pkcs12(&p12_file, &p12_password_file)
+        .map_err(|e| explain_refused_key(e, &leaves))?;
 
     let mut certificates = Vec::new();
     for ((leaf, name), was_there) in leaves.iter().zip(&names).zip(present) {
@@ -216,6 +217,24 @@ fn describe(
         );
     }
     human
+}
+
+/// pk12util's refusal of a key, explained when the key is Ed25519 (which NSS 3.87, as in
+/// Debian 12, cannot import from a PKCS#12, and Thunderbird cannot use for S/MIME).
+fn explain_refused_key(error: crate::nss::NssError, leaves: &[&[u8]]) -> Error {
+    let ed25519 = leaves
+        .iter()
+        .any(|leaf| certificate::describe(leaf).is_ok_and(|info| info.key_type == "ed25519"));
+    match error {
+        crate::nss::NssError::Tool { message, .. }
+            if ed25519 && message.contains("SEC_ERROR_PKCS12_UNABLE_TO_IMPORT_KEY") =>
+        {
+            Error::Usage(format!(
+                "NSS refused the Ed25519 key ({message}): for Thunderbird, get an RSA or ECDSA certificate (obtain --key-type rsa3072 or p256)"
+            ))
+        }
+        other => other.into(),
+    }
 }
 
 /// The subject of a DER certificate as text (its hex when it does not parse).

@@ -439,6 +439,12 @@ print(json.dumps({k: v for k, v in p.items() if k != "PayloadContent"} | {"paylo
             "{payload}"
         );
         assert_eq!(payload["PayloadVersion"], 1);
+        assert!(
+            payload["PayloadCertificateFileName"]
+                .as_str()
+                .is_some_and(|name| name.contains("@example.test") && name.ends_with(".p12")),
+            "{payload}"
+        );
         assert_ne!(payload["PayloadUUID"], json["PayloadUUID"]);
         assert_eq!(
             payload.get("Password"),
@@ -699,5 +705,45 @@ fn thunderbird_profiles_and_the_profile_lock() -> TestResult {
         flatpak.join("cccc.default").to_str().unwrap()
     );
     assert_eq!(keys(&sql(&flatpak.join("cccc.default"))).len(), 1);
+    Ok(())
+}
+
+#[test]
+fn an_ed25519_key_nss_cannot_import_is_explained() -> TestResult {
+    let tb = Testbed::get();
+    let mailbox = "staff94@example.test";
+    let state = state_dir("install-ed25519");
+    let home = state.join("home");
+    let out = {
+        let _ca = ca_lock();
+        command(obtain_args(
+            &tb,
+            mailbox,
+            &state,
+            &["--key-type", "ed25519", "--usage", "sign"],
+        ))
+        .output()?
+    };
+    ok(&out, "obtain ed25519");
+    let dir = state.join("nssdb");
+    let db = new_db(&dir);
+    let (out, _) = cli(
+        &state,
+        &home,
+        &["install", mailbox, "--nss-db", dir.to_str().unwrap()],
+    );
+    assert_no_leftovers(&home);
+    if code(&out) == 0 {
+        // An NSS that imports Ed25519 keys.
+        assert_eq!(keys(&db).len(), 1);
+    } else {
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("Ed25519") && err.contains("--key-type"),
+            "{err}"
+        );
+        assert!(keys(&db).is_empty());
+    }
     Ok(())
 }
