@@ -53,38 +53,7 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs, out: &Output) -> Result<Outc
     check_not_in_use(&dir)?;
 
     let private = PrivateDir::new()?;
-    let given = match &args.nss_password_file {
-        Some(path) => Some(secrets::from_file("NSS database password", path)?),
-        None => None,
-    };
-    // An empty password file opens a database without a primary password (the file is then
-    // not read); a database not yet set up gets an empty password, as Thunderbird gives it.
-    let secret = given
-        .as_deref()
-        .map(|p| format!("{p}\n"))
-        .unwrap_or_default();
-    let mut db = NssDb::open(&dir, private.write("db-password", secret.as_bytes())?, hint)?;
-    if db.probe()? == Probe::BadPassword {
-        if given.is_some() || !secrets::interactive() {
-            return Err(if given.is_some() {
-                crate::nss::NssError::WrongPassword(dir)
-            } else {
-                crate::nss::NssError::PasswordNeeded(dir)
-            }
-            .into());
-        }
-        let typed = secrets::prompt(
-            "NSS database password",
-            &format!(
-                "Primary password of the NSS database in {}: ",
-                dir.display()
-            ),
-        )?;
-        db.set_password_file(private.write("db-password-typed", format!("{typed}\n").as_bytes())?);
-        if db.probe()? == Probe::BadPassword {
-            return Err(crate::nss::NssError::WrongPassword(dir).into());
-        }
-    }
+    let db = open_database(&dir, hint, args.nss_password_file.as_deref(), &private)?;
 
     // A one-time PKCS#12 of every key, for pk12util, with a random password.
     let password = secrets::generate_password();
@@ -171,6 +140,49 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs, out: &Output) -> Result<Outc
             "trusted_root": trusted,
         }),
     ))
+}
+
+/// The database in `dir`, opened with its primary password: from `password_file`, else asked
+/// on a terminal when it has one. The password reaches NSS's tools only as a file in `private`.
+fn open_database(
+    dir: &Path,
+    hint: &'static str,
+    password_file: Option<&Path>,
+    private: &PrivateDir,
+) -> Result<NssDb, Error> {
+    use crate::nss::NssError;
+    let given = match password_file {
+        Some(path) => Some(secrets::from_file("NSS database password", path)?),
+        None => None,
+    };
+    // An empty password file opens a database without a primary password (the file is then
+    // not read); a database not yet set up gets an empty password, as Thunderbird gives it.
+    let secret = given
+        .as_deref()
+        .map(|p| format!("{p}\n"))
+        .unwrap_or_default();
+    let mut db = NssDb::open(dir, private.write("db-password", secret.as_bytes())?, hint)?;
+    if db.probe()? == Probe::Open {
+        return Ok(db);
+    }
+    if given.is_some() {
+        return Err(NssError::WrongPassword(dir.to_owned()).into());
+    }
+    if !secrets::interactive() {
+        return Err(NssError::PasswordNeeded(dir.to_owned()).into());
+    }
+    let typed = secrets::prompt(
+        "NSS database password",
+        &format!(
+            "Primary password of the NSS database in {}: ",
+            dir.display()
+        ),
+    )?;
+    db.set_password_file(private.write("db-password-typed", format!("{typed}\n").as_bytes())?);
+    match db.probe()? {
+        Probe::Open => Ok(db),
+        Probe::BadPassword => Err(NssError::WrongPassword(dir.to_owned()).into()),
+    }
 }
 
 fn describe(
