@@ -292,6 +292,40 @@ fn install_into_an_nss_database_trusts_the_root_only_when_asked_and_twice_is_onc
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains(&nickname));
 
+    // On a terminal, the primary password is asked for (without echo).
+    let asked_dir = state.join("nssdb-asked");
+    std::fs::create_dir_all(&asked_dir)?;
+    let asked = sql(&asked_dir);
+    ok(
+        &tool(
+            "certutil",
+            &["-N", "-d", &asked, "-f", password.to_str().unwrap()],
+        ),
+        "certutil -N with a password",
+    );
+    let typed = on_a_terminal(
+        &home,
+        &format!(
+            "{} install {mailbox} --nss-db {} --state-dir {}",
+            env!("CARGO_BIN_EXE_smime-acme"),
+            asked_dir.display(),
+            state.display()
+        ),
+        "primary secret\n",
+    );
+    let screen = ok(&typed, "install asking for the primary password");
+    assert!(
+        screen.contains("Primary password of the NSS database"),
+        "{screen}"
+    );
+    assert!(!screen.contains("primary secret"), "echoed: {screen}");
+    let out = tool(
+        "certutil",
+        &["-K", "-d", &asked, "-f", password.to_str().unwrap()],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&nickname));
+    assert_no_leftovers(&home);
+
     // A folder without a database is not made into one.
     let empty = state.join("no-db");
     std::fs::create_dir_all(&empty)?;
@@ -746,4 +780,33 @@ fn an_ed25519_key_nss_cannot_import_is_explained() -> TestResult {
         assert!(keys(&db).is_empty());
     }
     Ok(())
+}
+
+/// Runs the shell command `cmdline` on a pseudo-terminal (util-linux `script`), typing `input`
+/// once the program had time to ask; HOME and the temporary folder as for [`cli`].
+fn on_a_terminal(home: &Path, cmdline: &str, input: &str) -> Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new("script");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SMIME_ACME_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .args(["-qec", cmdline, "/dev/null"])
+        .env("HOME", home)
+        .env("TMPDIR", home.join("tmp"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run script ({e}): install the testbed tools with `sudo tests/testbed/install`")
+        });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    child.wait_with_output().expect("script runs")
 }
