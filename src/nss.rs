@@ -247,15 +247,32 @@ impl NssDb {
     /// The nickname under which the database holds `der`: `expected` when it is there, else
     /// any nickname holding it (NSS keeps the nickname a certificate was first imported with).
     pub fn nickname_of(&self, der: &[u8], expected: &str) -> Result<Option<String>, NssError> {
-        if self.certificates(expected)?.iter().any(|c| c == der) {
-            return Ok(Some(expected.to_owned()));
+        Ok(self.nicknames_of(&[(der, expected)])?.swap_remove(0))
+    }
+
+    /// [`NssDb::nickname_of`] for several certificates, looking through the database's other
+    /// nicknames at most once.
+    pub fn nicknames_of(&self, wanted: &[(&[u8], &str)]) -> Result<Vec<Option<String>>, NssError> {
+        let mut found = Vec::with_capacity(wanted.len());
+        for (der, expected) in wanted {
+            let here = self.certificates(expected)?.iter().any(|c| c == der);
+            found.push(here.then(|| (*expected).to_owned()));
+        }
+        if found.iter().all(Option::is_some) {
+            return Ok(found);
         }
         for nickname in self.nicknames()? {
-            if nickname != expected && self.certificates(&nickname)?.iter().any(|c| c == der) {
-                return Ok(Some(nickname));
+            let certs = self.certificates(&nickname)?;
+            for ((der, _), slot) in wanted.iter().zip(found.iter_mut()) {
+                if slot.is_none() && certs.iter().any(|c| c == der) {
+                    *slot = Some(nickname.clone());
+                }
+            }
+            if found.iter().all(Option::is_some) {
+                break;
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// Whether the database holds a private key listed under `nickname` (`certutil -K`).

@@ -68,17 +68,22 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs, out: &Output) -> Result<Outc
     let p12_file = private.write("bundle.p12", &p12)?;
     let p12_password_file = private.write("bundle-password", format!("{password}\n").as_bytes())?;
 
-    let mut present = Vec::new();
-    for (leaf, name) in leaves.iter().zip(&names) {
-        present.push(db.nickname_of(leaf, name)?.is_some());
-    }
+    let wanted: Vec<(&[u8], &str)> = leaves
+        .iter()
+        .zip(&names)
+        .map(|(leaf, name)| (*leaf, name.as_str()))
+        .collect();
+    let present = db.nicknames_of(&wanted)?;
     out.phase(&format!("importing into {}", dir.display()));
     db.import_pkcs12(&p12_file, &p12_password_file)
         .map_err(|e| explain_refused_key(e, &leaves))?;
 
     let mut certificates = Vec::new();
-    for ((leaf, name), was_there) in leaves.iter().zip(&names).zip(present) {
-        let nickname = db.nickname_of(leaf, name)?.ok_or_else(|| {
+    let imported = db.nicknames_of(&wanted)?;
+    for (((leaf, name), was_there), nickname) in
+        leaves.iter().zip(&names).zip(present).zip(imported)
+    {
+        let nickname = nickname.ok_or_else(|| {
             Error::Internal(format!(
                 "pk12util reported success, but {} does not hold the certificate {name:?}",
                 dir.display()
@@ -95,7 +100,7 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs, out: &Output) -> Result<Outc
             "nickname": nickname,
             "serial": info.serial,
             "not_after": info.not_after_rfc3339(),
-            "new": !was_there,
+            "new": was_there.is_none(),
         }));
     }
 

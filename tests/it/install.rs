@@ -394,6 +394,27 @@ fn all_keys_after_a_renewal_imports_both_and_the_mobileconfig_holds_both() -> Te
         "{json}"
     );
     assert_eq!(keys(&all_db).len(), 2, "both keys: {:?}", keys(&all_db));
+    // Every key into the database that already holds the current one: only the old is new.
+    let (out, json) = cli(
+        &state,
+        &home,
+        &[
+            "install",
+            mailbox,
+            "--nss-db",
+            state.join("current").to_str().unwrap(),
+            "--all-keys",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let certs = json["certificates"].as_array().expect("certificates");
+    assert_eq!(certs.len(), 2, "{json}");
+    for cert in certs {
+        let old = cert["serial"] == first["serial"];
+        assert_eq!(cert["new"], old, "only the old certificate is new: {json}");
+    }
+    assert_eq!(keys(&current_db).len(), 2);
 
     // Every key as an Apple configuration profile: one PKCS#12 payload per key.
     let profile = state.join("all.mobileconfig");
