@@ -326,6 +326,18 @@ fn install_into_an_nss_database_trusts_the_root_only_when_asked_and_twice_is_onc
     assert!(String::from_utf8_lossy(&out.stdout).contains(&nickname));
     assert_no_leftovers(&home);
 
+    // Without NSS's tools: which package to install.
+    let mut all: Vec<OsString> = ["install", mailbox, "--nss-db", dir_arg, "--state-dir"]
+        .map(OsString::from)
+        .to_vec();
+    all.push(state.as_os_str().to_owned());
+    let out = command(all)
+        .env("PATH", state.join("empty-path"))
+        .env("HOME", &home)
+        .output()?;
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("libnss3-tools"), "{}", stderr(&out));
+
     // A folder without a database is not made into one.
     let empty = state.join("no-db");
     std::fs::create_dir_all(&empty)?;
