@@ -31,6 +31,9 @@ _smime__acme() {
             smime__acme,forget)
                 cmd="smime__acme__subcmd__forget"
                 ;;
+            smime__acme,install)
+                cmd="smime__acme__subcmd__install"
+                ;;
             smime__acme,list)
                 cmd="smime__acme__subcmd__list"
                 ;;
@@ -74,7 +77,7 @@ _smime__acme() {
 
     case "${cmd}" in
         smime__acme)
-            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --log-file --help --version obtain renew revoke account list show export provision doctor forget completions man"
+            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --log-file --help --version obtain renew revoke account list show export provision doctor forget completions man install"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -523,7 +526,7 @@ _smime__acme() {
             fi
             case "${prev}" in
                 --format)
-                    COMPREPLY=($(compgen -W "compat modern pem" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "compat modern pem mobileconfig" -- "${cur}"))
                     return 0
                     ;;
                 --out)
@@ -564,6 +567,52 @@ _smime__acme() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smime__subcmd__acme__subcmd__install)
+            opts="-v -q -h --thunderbird --profile --nss-db --all-keys --nss-password-file --trust-root --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nss-db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nss-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -45,6 +45,7 @@ complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "doctor" -d 'C
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "forget" -d 'Stop renewing an address; with --purge, remove everything kept for it'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL'
 complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "man" -d 'Write the man pages (smime-acme.1 and one per subcommand) into DIR'
+complete -c smime-acme -n "__fish_smime_acme_needs_command" -f -a "install" -d 'Put an address\'s current certificate and key into a mail client: Thunderbird, or any NSS database (Evolution and Chromium share ~/.pki/nssdb)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l server -d 'ACME directory URL of the CA, or the name of a known CA: castle (https://acme.castle.cloud/acme/directory) or castle-staging (https://acme-staging.castle.cloud/acme/directory)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l ca-bundle -d 'Extra trusted roots (PEM) for HTTPS, IMAP and SMTP' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l imap -d 'IMAP server; the port defaults by security (993 tls, 143 starttls) [default: discovered: DNS SRV, autoconfig, usual host names]' -r
@@ -218,9 +219,10 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -s v -l verb
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand show" -s h -l help -d 'Print help'
-complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l format -d 'compat (3DES/SHA-1), modern (AES-256/SHA-256), or pem (key and certificates) [default: compat]' -r -f -a "compat\t''
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l format -d 'compat (3DES/SHA-1), modern (AES-256/SHA-256), pem (key and certificates), or mobileconfig (an Apple configuration profile for iPhone, iPad and Mac holding compat PKCS#12; the password is not in it, the device asks for it) [default: compat]' -r -f -a "compat\t''
 modern\t''
-pem\t''"
+pem\t''
+mobileconfig\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l out -d 'Where to write (0600)' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l p12-password-file -d 'Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand export" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
@@ -331,3 +333,17 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -s v -l verbo
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -s q -l quiet -d 'Print nothing unless something failed'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -l profile -d 'With --thunderbird: this profile, by its folder or its name in profiles.ini' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -l nss-db -d 'Into the NSS database (cert9.db) in this folder, e.g. ~/.pki/nssdb for Evolution and Chromium' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -l nss-password-file -d 'Read the database\'s primary password from this file (first line); otherwise it is asked on a terminal when the database has one' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -l trust-root -d 'Also trust this root certificate (PEM) to issue email certificates, in this database only. For a CA that is not publicly trusted (a company\'s own, a test CA): mail clients already trust the public ones, and a root trusted here vouches for every address it signs for, so only a root your certificate\'s chain leads to is accepted, and only when you ask' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -l config -d 'Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -l state-dir -d 'Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -l wait-lock -d 'Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -l log-file -d 'Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -l thunderbird -d 'Into Thunderbird\'s certificate store (the default profile, or --profile)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -l all-keys -d 'Every key and certificate ever issued for the address, not only the current one, so that mail encrypted to old certificates stays readable'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -s q -l quiet -d 'Print nothing unless something failed'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -l json -d 'Print JSON on stdout, nothing else: one object, or one line per certificate (renew, list)'
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand install" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -133,21 +133,20 @@ pub fn pkcs12_many(
         return Err(BundleError::PasswordOutsideBmp);
     }
     let mut keys = Vec::new();
-    for (key_pkcs8, chain) in entries {
-        let leaf_der = chain.first().ok_or(BundleError::EmptyChain)?;
+    let leaves = entries
+        .iter()
+        .map(|(_, chain)| chain.first().map(Vec::as_slice))
+        .collect::<Option<Vec<&[u8]>>>()
+        .ok_or(BundleError::EmptyChain)?;
+    let names = friendly_names(email, &leaves)?;
+    for ((key_pkcs8, chain), name) in entries.iter().zip(names) {
+        let leaf_der = &chain[0];
         let (_, leaf) = X509Certificate::from_der(leaf_der)
             .map_err(|_| BundleError::BadCertificate { index: 0 })?;
         let matches = keys::key_matches_spki(key_pkcs8, leaf.public_key())
             .map_err(|_| BundleError::BadKey)?;
         if !matches {
             return Err(BundleError::KeyMismatch);
-        }
-        let mut name = friendly_name(email, &leaf);
-        if keys.iter().any(|k: &KeyEntry| k.name == name) {
-            name = format!("{name} [{}]", leaf.raw_serial_as_string());
-        }
-        if !in_bmp(&name) {
-            return Err(BundleError::BadFriendlyName(name));
         }
         for (index, der) in chain.iter().enumerate().skip(1) {
             X509Certificate::from_der(der).map_err(|_| BundleError::BadCertificate { index })?;
@@ -162,6 +161,25 @@ pub fn pkcs12_many(
         });
     }
     write_pfx(&keys, password, format)
+}
+
+/// The friendlyName [`pkcs12_many`] gives each of `leaves` (DER) and its key, in order: what
+/// mail clients and NSS show as the certificate's name.
+pub fn friendly_names(email: &str, leaves: &[&[u8]]) -> Result<Vec<String>, BundleError> {
+    let mut names: Vec<String> = Vec::new();
+    for leaf_der in leaves {
+        let (_, leaf) = X509Certificate::from_der(leaf_der)
+            .map_err(|_| BundleError::BadCertificate { index: 0 })?;
+        let mut name = friendly_name(email, &leaf);
+        if names.contains(&name) {
+            name = format!("{name} [{}]", leaf.raw_serial_as_string());
+        }
+        if !in_bmp(&name) {
+            return Err(BundleError::BadFriendlyName(name));
+        }
+        names.push(name);
+    }
+    Ok(names)
 }
 
 /// One key of a PKCS#12 being written, with its leaf-first chain.

@@ -20,7 +20,7 @@ Exit status:
   1  internal error (a bug, or the system refused something unexpected)
   2  usage or configuration error
   3  some of several certificates failed (renew, provision), or a deploy hook failed (obtain, renew, provision)
-  4  another smime-acme run holds the lock for this mailbox
+  4  another smime-acme run holds the lock for this mailbox, or (install) Thunderbird has the profile open
   5  the CA refused (its problem document is shown)
   6  mail server error (connection, TLS, login, or the reply was not accepted)
   7  timed out waiting for the CA or the challenge mail
@@ -139,6 +139,7 @@ pub enum Command {
     Forget(ForgetArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
+    Install(InstallArgs),
 }
 
 /// Print the shell completion script for SHELL.
@@ -201,6 +202,7 @@ impl Command {
             Command::Forget(_) => "forget",
             Command::Completions(_) => "completions",
             Command::Man(_) => "man",
+            Command::Install(_) => "install",
         }
     }
 }
@@ -523,8 +525,8 @@ pub struct ShowArgs {
 pub struct ExportArgs {
     /// The address
     pub email: String,
-    /// compat (3DES/SHA-1), modern (AES-256/SHA-256), or pem (key and certificates) [default: compat]
-    #[arg(long, value_name = "FORMAT", value_parser = ["compat", "modern", "pem"])]
+    /// compat (3DES/SHA-1), modern (AES-256/SHA-256), pem (key and certificates), or mobileconfig (an Apple configuration profile for iPhone, iPad and Mac holding compat PKCS#12; the password is not in it, the device asks for it) [default: compat]
+    #[arg(long, value_name = "FORMAT", value_parser = ["compat", "modern", "pem", "mobileconfig"])]
     pub format: Option<String>,
     /// Every key and certificate ever issued for the address, not only the current one
     #[arg(long)]
@@ -661,4 +663,44 @@ pub struct ObtainArgs {
     /// Overall wait for the CA and the mail, e.g. 90s, 30m, 1h [default: 30m]
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+}
+
+/// Put an address's current certificate and key into a mail client: Thunderbird, or any NSS
+/// database (Evolution and Chromium share ~/.pki/nssdb).
+///
+/// The key and its chain go in as a one-time PKCS#12 with a random password, through NSS's own
+/// tools (pk12util and certutil, from libnss3-tools or nss-tools); secrets reach them only in
+/// files in a private temporary folder, removed afterwards. The CA certificates of the chain
+/// are imported too (Thunderbird needs the intermediates to send signed mail), without trust.
+/// Installing again changes nothing.
+///
+/// --thunderbird finds the profile Thunderbird starts with through profiles.ini (in
+/// ~/.thunderbird, ~/.mozilla/thunderbird, the Snap's or the Flatpak's folder); with several
+/// profiles and no default, give --profile. Thunderbird must be closed: while it has the profile
+/// open, nothing is changed and the exit status is 4. A database with a primary password takes
+/// it from --nss-password-file, or asks on a terminal.
+#[derive(Debug, Args, Default)]
+#[command(after_help = EXIT_CODES)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["thunderbird", "nss_db"])))]
+pub struct InstallArgs {
+    /// The address
+    pub email: String,
+    /// Into Thunderbird's certificate store (the default profile, or --profile)
+    #[arg(long)]
+    pub thunderbird: bool,
+    /// With --thunderbird: this profile, by its folder or its name in profiles.ini
+    #[arg(long, value_name = "DIR|NAME", requires = "thunderbird")]
+    pub profile: Option<PathBuf>,
+    /// Into the NSS database (cert9.db) in this folder, e.g. ~/.pki/nssdb for Evolution and Chromium
+    #[arg(long, value_name = "DIR")]
+    pub nss_db: Option<PathBuf>,
+    /// Every key and certificate ever issued for the address, not only the current one, so that mail encrypted to old certificates stays readable
+    #[arg(long)]
+    pub all_keys: bool,
+    /// Read the database's primary password from this file (first line); otherwise it is asked on a terminal when the database has one
+    #[arg(long, value_name = "FILE")]
+    pub nss_password_file: Option<PathBuf>,
+    /// Also trust this root certificate (PEM) to issue email certificates, in this database only. For a CA that is not publicly trusted (a company's own, a test CA): mail clients already trust the public ones, and a root trusted here vouches for every address it signs for, so only a root your certificate's chain leads to is accepted, and only when you ask
+    #[arg(long, value_name = "FILE")]
+    pub trust_root: Option<PathBuf>,
 }

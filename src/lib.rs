@@ -8,6 +8,9 @@
 //! (`acme::client`, `mail`, `store`, `tls`) and the pure core (`acme::jws`, `acme::types`,
 //! `challenge`, `keys`, `certificate`, `pem`, `bundle` (PKCS#12), `renewal`, and the journal in
 //! `issuance`).
+//! Into mail clients: `nss` (an NSS database through NSS's own tools; IO), `mozilla`
+//! (Thunderbird's profiles.ini and profile lock, as text) and `plist` (Apple configuration
+//! profiles); `commands::install` drives them.
 //! `run` maps every error to the documented exit status, once.
 //! `known_cas` is the built-in list of RFC 8823 CAs known by name; what is learned about a CA
 //! (its token join, when it mails) is `issuance::learn`.
@@ -64,8 +67,11 @@ pub mod known_cas;
 pub mod mail;
 pub mod manifest;
 pub mod manpages;
+pub mod mozilla;
+pub mod nss;
 pub mod output;
 pub mod pem;
+pub mod plist;
 pub mod renewal;
 pub mod secrets;
 pub mod settings;
@@ -111,6 +117,11 @@ pub enum Error {
     TimedOut(String),
     #[error("{0}")]
     Internal(String),
+    #[error(transparent)]
+    Nss(#[from] nss::NssError),
+    /// A mail client has the profile open.
+    #[error("{0}")]
+    ProfileInUse(String),
 }
 
 /// The exit statuses (documented in `cli::EXIT_CODES`).
@@ -140,6 +151,11 @@ impl Error {
             Error::Discover(mail::discover::DiscoverError::Login(_)) => exit::MAIL,
             Error::Discover(mail::discover::DiscoverError::NotFound { .. }) => exit::USAGE,
             Error::Store(store::StoreError::Locked(_)) => exit::LOCKED,
+            Error::ProfileInUse(_) => exit::LOCKED,
+            Error::Nss(nss::NssError::Tool { .. } | nss::NssError::TempDir { .. }) => {
+                exit::INTERNAL
+            }
+            Error::Nss(_) => exit::USAGE,
             Error::TimedOut(_) => exit::TIMED_OUT,
             Error::Store(_)
             | Error::Key(_)
@@ -224,6 +240,7 @@ where
                 Command::Doctor(args) => {
                     commands::doctor::run(&global.common(), &args.obtain.request(), &config, &out)
                 }
+                Command::Install(args) => commands::install::run(global, args, &out),
             }
         });
     match result {

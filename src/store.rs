@@ -388,9 +388,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         path: path.to_owned(),
         source,
     };
-    let dir = path
-        .parent()
-        .ok_or_else(|| err(std::io::Error::other("no parent folder")))?;
+    let dir = match path.parent() {
+        // A bare file name is in the current folder.
+        Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
+        Some(dir) => dir,
+        None => return Err(err(std::io::Error::other("no parent folder"))),
+    };
     create_dirs(dir)?;
     sweep_once(dir);
     let name = path

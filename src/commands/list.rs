@@ -174,5 +174,13 @@ pub fn show(global: &GlobalArgs, email: &str) -> Result<Outcome, Error> {
         ));
     }
     value["history"] = json!(history);
+    let p12 = value["files"]
+        .as_object()
+        .and_then(|files| files.iter().find(|(name, _)| name.ends_with(".p12")))
+        .and_then(|(_, path)| path.as_str())
+        .map(std::path::PathBuf::from);
+    if let Some(p12) = p12 {
+        human.push_str(&super::install::hints(email, &p12));
+    }
     Ok(Outcome::one(human, value))
 }

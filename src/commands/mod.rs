@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod export;
 pub mod fleet;
 pub mod forget;
+pub mod install;
 pub mod list;
 pub mod obtain;
 pub mod provision;

@@ -56,6 +56,7 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
     if !found.is_empty() {
         json["discovered"] = super::discovered_json(&found);
     }
+    human.push_str(&super::install::hints(&issued.email, &issued.files.p12));
     let mut outcome_exit = crate::exit::OK;
     if let Some(hook) = &settings.deploy_hook
         && let Err(reason) = super::deploy(hook, &issued, settings.p12_password_file.as_deref())

@@ -8,6 +8,7 @@ mod faults;
 mod flood;
 mod forged;
 mod generated;
+mod install;
 mod learned;
 mod lifecycle;
 mod mailbox;
