@@ -53,6 +53,12 @@ struct Raw {
     master_separator: Option<String>,
     password_file: Option<std::path::PathBuf>,
     password_command: Option<String>,
+    oauth_mechanism: Option<String>,
+    oauth_token_command: Option<String>,
+    oauth_token_url: Option<String>,
+    oauth_client_id: Option<String>,
+    oauth_client_secret_file: Option<std::path::PathBuf>,
+    oauth_refresh_token_file: Option<std::path::PathBuf>,
     #[serde(default)]
     watch_folder: Vec<String>,
     key_type: Option<String>,
@@ -87,6 +93,12 @@ impl Raw {
             master_separator: self.master_separator.or(d.master_separator),
             password_file: self.password_file.or(d.password_file),
             password_command: self.password_command.or(d.password_command),
+            oauth_mechanism: self.oauth_mechanism.or(d.oauth_mechanism),
+            oauth_token_command: self.oauth_token_command.or(d.oauth_token_command),
+            oauth_token_url: self.oauth_token_url.or(d.oauth_token_url),
+            oauth_client_id: self.oauth_client_id.or(d.oauth_client_id),
+            oauth_client_secret_file: self.oauth_client_secret_file.or(d.oauth_client_secret_file),
+            oauth_refresh_token_file: self.oauth_refresh_token_file.or(d.oauth_refresh_token_file),
             watch_folder: if self.watch_folder.is_empty() {
                 d.watch_folder
             } else {
@@ -125,6 +137,12 @@ impl Raw {
                 master_separator: self.master_separator,
                 password_file: self.password_file,
                 password_command: self.password_command,
+                oauth_mechanism: self.oauth_mechanism,
+                oauth_token_command: self.oauth_token_command,
+                oauth_token_url: self.oauth_token_url,
+                oauth_client_id: self.oauth_client_id,
+                oauth_client_secret_file: self.oauth_client_secret_file,
+                oauth_refresh_token_file: self.oauth_refresh_token_file,
                 watch_folder: self.watch_folder,
                 key_type: self.key_type,
                 usage: self.usage,

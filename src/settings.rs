@@ -62,6 +62,12 @@ pub struct MailboxConfig {
     pub master_separator: Option<String>,
     pub password_file: Option<PathBuf>,
     pub password_command: Option<String>,
+    pub oauth_mechanism: Option<String>,
+    pub oauth_token_command: Option<String>,
+    pub oauth_token_url: Option<String>,
+    pub oauth_client_id: Option<String>,
+    pub oauth_client_secret_file: Option<PathBuf>,
+    pub oauth_refresh_token_file: Option<PathBuf>,
     #[serde(default)]
     pub watch_folder: Vec<String>,
     pub key_type: Option<String>,
@@ -86,6 +92,12 @@ impl std::fmt::Debug for MailboxConfig {
             master_separator,
             password_file,
             password_command,
+            oauth_mechanism,
+            oauth_token_command,
+            oauth_token_url,
+            oauth_client_id,
+            oauth_client_secret_file,
+            oauth_refresh_token_file,
             watch_folder,
             key_type,
             usage,
@@ -109,6 +121,15 @@ impl std::fmt::Debug for MailboxConfig {
                 "password_command",
                 &password_command.as_ref().map(|_| REDACTED),
             )
+            .field("oauth_mechanism", oauth_mechanism)
+            .field(
+                "oauth_token_command",
+                &oauth_token_command.as_ref().map(|_| REDACTED),
+            )
+            .field("oauth_token_url", oauth_token_url)
+            .field("oauth_client_id", oauth_client_id)
+            .field("oauth_client_secret_file", oauth_client_secret_file)
+            .field("oauth_refresh_token_file", oauth_refresh_token_file)
             .field("watch_folder", watch_folder)
             .field("key_type", key_type)
             .field("usage", usage)
@@ -187,6 +208,8 @@ pub struct ObtainSettings {
     /// An administrator logging in on the user's behalf; `password` is then its password.
     pub master: Option<Master>,
     pub password: PasswordSource,
+    /// Log in with OAuth2 access tokens instead of `password` (which is then not read).
+    pub oauth: Option<crate::mail::oauth::OAuthSettings>,
     pub folders: Vec<String>,
     pub key_type: KeyType,
     pub usage: Usage,
@@ -325,6 +348,10 @@ pub fn check_fields(top: &Request) -> Result<(), (&'static str, String)> {
     check::<ChallengeAuth>("challenge-auth", &m.challenge_auth)?;
     check::<TokenJoin>("token-join", &s.token_join)?;
     check::<ChallengeTiming>("challenge-timing", &s.challenge_timing)?;
+    check::<crate::mail::oauth::Mechanism>("oauth-mechanism", &m.oauth_mechanism)?;
+    if let Some(url) = &m.oauth_token_url {
+        crate::mail::oauth::check_token_url(url).map_err(|e| ("oauth-token-url", e))?;
+    }
     for (field, value) in [
         ("imap", &m.imap),
         ("smtp", &m.smtp),
@@ -460,6 +487,18 @@ pub fn obtain(
     } else {
         PasswordSource::Prompt
     };
+    let oauth = crate::mail::oauth::resolve(
+        &oauth_level(args),
+        &oauth_level(mailbox),
+        std::env::var_os("SMIME_ACME_PASSWORD").is_some(),
+    )
+    .map_err(bad)?;
+    if oauth.is_some() && master.is_some() {
+        return Err(bad(
+            "master-user logs in with the administrator's password: it does not go with OAuth2 \
+             (oauth-token-command, oauth-token-url)",
+        ));
+    }
 
     let mut folders = vec!["INBOX".to_owned()];
     for folder in args.watch_folder.iter().chain(&mailbox.watch_folder) {
@@ -525,6 +564,7 @@ pub fn obtain(
         smtp_user,
         master,
         password,
+        oauth,
         folders,
         key_type,
         usage,
@@ -543,6 +583,19 @@ pub fn obtain(
         timeout,
         wait_lock: wait_lock(common.wait_lock.as_deref())?,
     })
+}
+
+/// A level's login settings, for choosing between a password and OAuth2.
+fn oauth_level(m: &MailboxConfig) -> crate::mail::oauth::Level<'_> {
+    crate::mail::oauth::Level {
+        password: m.password_file.is_some() || m.password_command.is_some(),
+        mechanism: m.oauth_mechanism.as_deref(),
+        token_command: m.oauth_token_command.as_deref(),
+        token_url: m.oauth_token_url.as_deref(),
+        client_id: m.oauth_client_id.as_deref(),
+        client_secret_file: m.oauth_client_secret_file.as_ref(),
+        refresh_token_file: m.oauth_refresh_token_file.as_ref(),
+    }
 }
 
 /// The state folder: --state-dir, SMIME_ACME_HOME, or the default.
@@ -568,6 +621,17 @@ pub fn to_config(s: &ObtainSettings) -> ConfigFile {
         PasswordSource::Command(cmd) => (None, Some(cmd.clone())),
         PasswordSource::Env | PasswordSource::Prompt => (None, None),
     };
+    let (password_file, password_command) = match s.oauth {
+        Some(_) => (None, None),
+        None => (password_file, password_command),
+    };
+    use crate::mail::oauth::{RefreshTokenSource, TokenSource};
+    let (mut oauth_token_command, mut grant) = (None, None);
+    match s.oauth.as_ref().map(|o| &o.source) {
+        Some(TokenSource::Command(cmd)) => oauth_token_command = Some(cmd.clone()),
+        Some(TokenSource::Grant(g)) => grant = Some(g),
+        None => {}
+    }
     let mailbox = MailboxConfig {
         imap: Some(s.imap.to_string()),
         imap_security: Some(s.imap_security.to_string()),
@@ -579,6 +643,15 @@ pub fn to_config(s: &ObtainSettings) -> ConfigFile {
         master_separator: s.master.as_ref().and_then(|m| m.separator.clone()),
         password_file,
         password_command,
+        oauth_mechanism: s.oauth.as_ref().map(|o| o.mechanism.to_string()),
+        oauth_token_command,
+        oauth_token_url: grant.map(|g| g.token_url.clone()),
+        oauth_client_id: grant.map(|g| g.client_id.clone()),
+        oauth_client_secret_file: grant.and_then(|g| g.client_secret_file.as_ref().map(absolute)),
+        oauth_refresh_token_file: grant.and_then(|g| match &g.refresh_token {
+            RefreshTokenSource::File(path) => Some(absolute(path)),
+            RefreshTokenSource::Env => None,
+        }),
         watch_folder: s
             .folders
             .iter()
@@ -623,9 +696,28 @@ pub fn for_renewal(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
+    let (table, mut kept_box) = (find(config), find(kept));
+    // A table naming a way to log in replaces the kept one whole (a password by OAuth2, or
+    // the other way round), rather than mixing the two.
+    let table_login = oauth_level(&table);
+    if table_login.password
+        || table_login.token_command.is_some()
+        || table_login.token_url.is_some()
+    {
+        kept_box = MailboxConfig {
+            password_file: None,
+            password_command: None,
+            oauth_token_command: None,
+            oauth_token_url: None,
+            oauth_client_id: None,
+            oauth_client_secret_file: None,
+            oauth_refresh_token_file: None,
+            ..kept_box
+        };
+    }
     let merged = ConfigFile {
         server: layer(&kept.server, &config.server)?,
-        mailbox: BTreeMap::from([(args.email.clone(), layer(&find(config), &find(kept))?)]),
+        mailbox: BTreeMap::from([(args.email.clone(), layer(&table, &kept_box)?)]),
     };
     obtain(common, top, &merged)
 }

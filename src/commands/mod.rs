@@ -45,15 +45,35 @@ impl Outcome {
     }
 }
 
-/// The secrets of one job: the mail password (asked on a terminal when that is its source) and
-/// the PKCS#12 password (asked too when `ask_p12`).
+/// The secrets of one job: the mail password (asked on a terminal when that is its source) or
+/// the OAuth2 token source (its client secret and refresh token read now), and the PKCS#12
+/// password (asked too when `ask_p12`).
 pub fn credentials(settings: &ObtainSettings, ask_p12: bool) -> Result<Credentials, Error> {
     let user = match &settings.master {
         Some(master) => master.user.as_str(),
         None => settings.imap_user.as_str(),
     };
+    let oauth = match &settings.oauth {
+        Some(oauth) => {
+            let roots = match &settings.ca_bundle {
+                Some(path) => crate::tls::load_bundle(path)?,
+                None => Vec::new(),
+            };
+            Some(crate::mail::tokens::Tokens::new(
+                oauth,
+                &settings.imap_user,
+                &settings.state_dir,
+                crate::tls::client_config(&roots),
+            )?)
+        }
+        None => None,
+    };
     Ok(Credentials {
-        mail_password: secrets::mail_password(&settings.password, user)?,
+        mail_password: match oauth {
+            Some(_) => String::new(),
+            None => secrets::mail_password(&settings.password, user)?,
+        },
+        oauth,
         p12_password: secrets::p12_password(settings.p12_password_file.as_deref(), ask_p12)?,
     })
 }

@@ -3,7 +3,9 @@
 
 pub mod dkim;
 pub mod imap;
+pub mod oauth;
 pub mod smtp;
+pub mod tokens;
 
 use std::fmt;
 
@@ -44,6 +46,8 @@ pub struct Login<'a> {
     pub user: &'a str,
     pub password: &'a str,
     pub master: Option<&'a Master>,
+    /// Log in with an OAuth2 access token from here instead of the password.
+    pub oauth: Option<&'a tokens::Tokens>,
 }
 
 impl Login<'_> {
@@ -73,6 +77,7 @@ impl Login<'_> {
     pub fn describe(&self) -> String {
         match self.master {
             Some(master) => format!("{} (through {})", self.user, master.user),
+            None if self.oauth.is_some() => format!("{} (OAuth2)", self.user),
             None => self.user.to_owned(),
         }
     }
@@ -83,6 +88,7 @@ impl fmt::Debug for Login<'_> {
         f.debug_struct("Login")
             .field("user", &self.user)
             .field("master", &self.master)
+            .field("oauth", &self.oauth.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +108,9 @@ pub enum MailError {
     Protocol { server: String, reason: String },
     #[error("{server} did not accept the reply: {reason}")]
     Send { server: String, reason: String },
+    /// No OAuth2 access token to log in with.
+    #[error(transparent)]
+    Token(#[from] tokens::TokenError),
 }
 
 /// A server address: host and port.
