@@ -7,6 +7,7 @@ mod forged;
 mod generated;
 mod lifecycle;
 mod mailbox;
+mod oauth;
 mod obtain;
 mod provision;
 mod smoke;
