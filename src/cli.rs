@@ -506,7 +506,7 @@ pub struct ObtainArgs {
     /// Run this command (with sh -c) and take the mail password from its first output line
     #[arg(long, value_name = "CMD")]
     pub password_command: Option<String>,
-    /// Log in with OAuth2: run this command (with sh -c) for an access token, its first output line (e.g. `oama access EMAIL`, `mutt_oauth2.py TOKENFILE`, `oauth2l fetch --refresh ...`); run again when a server refuses the token
+    /// Log in with OAuth2: run this command (with sh -c) for an access token, its first output line (e.g. `oama access EMAIL`, `mutt_oauth2.py TOKENFILE`, `oauth2l fetch --credentials FILE --scope https://mail.google.com/`); run again when a server refuses the token
     #[arg(long, value_name = "CMD", conflicts_with_all = ["password_file", "password_command", "oauth_token_url"])]
     pub oauth_token_command: Option<String>,
     /// Log in with OAuth2: get access tokens from this token endpoint with a refresh token (https, or http to a loopback host); tokens are cached in the state folder until shortly before they expire

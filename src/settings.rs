@@ -1038,4 +1038,70 @@ mod tests {
         assert_eq!(again.imap.host, "imap.example.test");
         assert_eq!(again.key_type, KeyType::P384);
     }
+    #[test]
+    fn oauth_is_kept_for_renewal_by_where_its_secrets_are() {
+        use crate::mail::oauth::{Mechanism, RefreshTokenSource, TokenSource};
+        let mut first = args("alice@example.test");
+        first.oauth_token_url = Some("https://idp.test/token".into());
+        first.oauth_client_id = Some("client".into());
+        first.oauth_refresh_token_file = Some("relative/rt".into());
+        first.oauth_mechanism = Some("xoauth2".into());
+        let obtained = obtain(&global(), &first.request(), &ConfigFile::default()).unwrap();
+        let kept: ConfigFile =
+            serde_json::from_value(serde_json::to_value(to_config(&obtained)).unwrap()).unwrap();
+        let renew_args = ObtainArgs {
+            email: "alice@example.test".into(),
+            ..Default::default()
+        };
+        let again = for_renewal(
+            &global(),
+            &renew_args.request(),
+            &ConfigFile::default(),
+            &kept,
+        )
+        .unwrap();
+        let oauth = again.oauth.expect("OAuth2 kept");
+        assert_eq!(oauth.mechanism, Mechanism::Xoauth2);
+        let TokenSource::Grant(grant) = &oauth.source else {
+            panic!("{oauth:?}")
+        };
+        assert_eq!(grant.client_id, "client");
+        let RefreshTokenSource::File(path) = &grant.refresh_token else {
+            panic!("{grant:?}")
+        };
+        assert!(path.is_absolute() && path.ends_with("relative/rt"));
+
+        // A password named in the mailbox's table replaces the kept OAuth2 whole.
+        let config: ConfigFile =
+            toml::from_str("[mailbox.\"alice@example.test\"]\npassword-file = \"/pw\"\n").unwrap();
+        let again = for_renewal(&global(), &renew_args.request(), &config, &kept).unwrap();
+        assert!(again.oauth.is_none());
+        assert_eq!(again.password, PasswordSource::File("/pw".into()));
+
+        // Nonsense: an administrator's password with OAuth2; a password and a token command.
+        let mut a = first;
+        a.master_user = Some("admin".into());
+        let err = obtain(&global(), &a.request(), &ConfigFile::default())
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("master-user") && err.contains("OAuth2"),
+            "{err}"
+        );
+        let mut a = args("alice@example.test");
+        a.password_file = Some("/pw".into());
+        a.oauth_token_command = Some("oama access alice@example.test".into());
+        let err = obtain(&global(), &a.request(), &ConfigFile::default())
+            .unwrap_err()
+            .0;
+        assert!(err.contains("--oauth-token-command"), "{err}");
+
+        // The token command, like the password command, stays out of Debug output.
+        let mut a = args("alice@example.test");
+        a.oauth_token_command = Some("vault read -field=token-s3cr3t".into());
+        let s = obtain(&global(), &a.request(), &ConfigFile::default()).unwrap();
+        for shown in [format!("{s:?}"), format!("{:?}", to_config(&s))] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+        }
+    }
 }
