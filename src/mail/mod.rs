@@ -113,6 +113,14 @@ pub enum MailError {
     Token(#[from] tokens::TokenError),
 }
 
+impl MailError {
+    /// Whether this is a token endpoint that could not be reached or answered garbage (worth
+    /// trying again later), rather than a refused refresh token, client, or failed command.
+    pub fn is_transient_token_failure(&self) -> bool {
+        matches!(self, MailError::Token(tokens::TokenError::Endpoint { .. }))
+    }
+}
+
 /// A server address: host and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {

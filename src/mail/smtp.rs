@@ -124,6 +124,7 @@ impl<'a> Sender<'a> {
             Some(c) => c,
             None => open(&self.submission, self.deadline).map_err(|e| match e {
                 MailError::Login { .. } => SendError::Refused(e),
+                MailError::Token(_) if !e.is_transient_token_failure() => SendError::Refused(e),
                 e => SendError::NotSent(e),
             })?,
         };
