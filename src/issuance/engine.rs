@@ -238,6 +238,9 @@ pub fn issue(
                 "does not offer"
             }
         ));
+        if let Some(mechanism) = opened.oauth_mechanism() {
+            out.debug(&format!("IMAP login with an OAuth2 token by {mechanism}"));
+        }
         mailbox = Some(opened);
         token_notes();
     }

@@ -244,6 +244,8 @@ pub struct Mailbox {
     session: imap::Session<Stream>,
     server: String,
     idle: bool,
+    /// The SASL mechanism of an OAuth2 login.
+    oauth_mechanism: Option<&'static str>,
 }
 
 /// What [`Mailbox::new_headers`] found: (UID, header block) of each new message, oldest
@@ -303,9 +305,14 @@ impl Mailbox {
             user: login.describe(),
             reason: e.to_string(),
         };
+        let mut oauth_mechanism = None;
         let mut session = match (login.oauth, login.plain_with_authzid()) {
-            (Some(tokens), _) => oauth_login(client, server, login.user, tokens)
-                .map_err(|e| e.into_mail_error(server, &login))?,
+            (Some(tokens), _) => {
+                let (session, sasl) = oauth_login(client, server, login.user, tokens)
+                    .map_err(|e| e.into_mail_error(server, &login))?;
+                oauth_mechanism = Some(sasl.name());
+                session
+            }
             (None, Some(message)) => client
                 .authenticate("PLAIN", &Plain(message))
                 .map_err(|(e, _)| refused(e))?,
@@ -321,6 +328,7 @@ impl Mailbox {
             session,
             server: server.to_string(),
             idle,
+            oauth_mechanism,
         })
     }
 
@@ -329,6 +337,11 @@ impl Mailbox {
             server: self.server.clone(),
             reason: e.to_string(),
         }
+    }
+
+    /// The SASL mechanism that carried the OAuth2 token, for an OAuth2 login.
+    pub fn oauth_mechanism(&self) -> Option<&'static str> {
+        self.oauth_mechanism
     }
 
     /// Whether the server offers IDLE.
@@ -508,7 +521,7 @@ fn oauth_login(
     server: &Server,
     user: &str,
     tokens: &super::tokens::Tokens,
-) -> Result<imap::Session<Stream>, OAuthFailure> {
+) -> Result<(imap::Session<Stream>, super::oauth::Sasl), OAuthFailure> {
     let offered: Vec<String> = match client.capabilities() {
         Ok(caps) => ["OAUTHBEARER", "XOAUTH2"]
             .into_iter()
@@ -531,7 +544,7 @@ fn oauth_login(
             challenge: std::cell::RefCell::new(None),
         };
         match client.authenticate(sasl.name(), &exchange) {
-            Ok(session) => return Ok(session),
+            Ok(session) => return Ok((session, sasl)),
             Err((imap::Error::No(_), back)) if !tried => {
                 tried = true;
                 client = back;

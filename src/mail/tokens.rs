@@ -46,8 +46,11 @@ pub enum TokenError {
         client_id: String,
         reason: String,
     },
+    /// The endpoint could not be reached, failed (5xx), or answered garbage.
     #[error("cannot get an access token from {url}: {reason}")]
     Endpoint { url: String, reason: String },
+    #[error("the token endpoint {url} refused the request: {reason}")]
+    Refused { url: String, reason: String },
     #[error("the OAuth token command failed: {0}")]
     Command(String),
 }
@@ -401,6 +404,13 @@ impl Tokens {
                 return Err(TokenError::ClientRefused {
                     url,
                     client_id: grant.client_id.clone(),
+                    reason: scrub(reason),
+                });
+            }
+            // Another 4xx: the request itself is refused, and will be again.
+            Answer::Failed(reason) if (400..500).contains(&status) => {
+                return Err(TokenError::Refused {
+                    url,
                     reason: scrub(reason),
                 });
             }

@@ -214,6 +214,11 @@ fn obtain_with_xoauth2_and_oauthbearer_at_imap_and_submission() -> TestResult {
             submission.contains(&format!("sasl_method={name}, sasl_username={mailbox}")),
             "Postfix's log:\n{submission}"
         );
+        assert!(
+            stderr(&out).contains(&format!("IMAP login with an OAuth2 token by {name}")),
+            "{}",
+            stderr(&out)
+        );
         let after = provider.stats(mailbox)?;
         let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
         assert_eq!(count(&after, "grants") - count(&before, "grants"), 1);
@@ -387,6 +392,7 @@ fn a_revoked_refresh_token_ends_the_run_with_status_6() -> TestResult {
     provider.control("revoke", json!({ "refresh_token": refresh_token }))?;
     let file = secret_file(&state, "refresh-token", &refresh_token)?;
     let flags = grant_flags(&tb, &file);
+    let before = provider.stats(mailbox)?;
     let (out, json) = run(command(oauth_args(
         &tb,
         mailbox,
@@ -412,7 +418,8 @@ fn a_revoked_refresh_token_ends_the_run_with_status_6() -> TestResult {
             .unwrap_or_default()
             .starts_with("smime-acme: error: ")
     );
-    assert_eq!(provider.stats(mailbox)?["refused_grants"].as_u64(), Some(1));
+    let refused = |stats: Value| stats["refused_grants"].as_u64().unwrap_or(0);
+    assert_eq!(refused(provider.stats(mailbox)?) - refused(before), 1);
     let client_secret = std::fs::read_to_string(tb.var("TESTBED_OAUTH_CLIENT_SECRET_FILE"))?;
     assert_no_secret(&out, &state, &[&refresh_token, client_secret.trim()]);
     Ok(())
