@@ -424,3 +424,53 @@ fn a_revoked_refresh_token_ends_the_run_with_status_6() -> TestResult {
     assert_no_secret(&out, &state, &[&refresh_token, client_secret.trim()]);
     Ok(())
 }
+
+#[test]
+fn an_imap_reconnection_logs_in_with_a_token_that_is_still_valid() -> TestResult {
+    use crate::obtain::{tool, wait_for_file, with_flag};
+    use std::process::Stdio;
+    let tb = Testbed::get();
+    let provider = Provider::new(&tb);
+    let _ca = ca_lock();
+    let ca = crate::testbed::MailOnPostCa::start();
+    let mailbox = "staff52@example.test";
+    let state = state_dir("oauth-reconnect");
+    let file = secret_file(&state, "refresh-token", &provider.refresh_token(mailbox)?)?;
+    let flags = grant_flags(&tb, &file);
+    let args = with_flag(
+        oauth_args(&tb, mailbox, &state, &flags.iter().collect::<Vec<_>>()),
+        "--server",
+        &ca.url,
+    );
+    let before = provider.stats(mailbox)?;
+    let mut child = command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // The run waits some 15 s for a mail that comes only after its early POST; meanwhile its
+    // access token expires at the provider and the IMAP server drops the connection.
+    wait_for_file(
+        &state.join("pending").join(format!("{mailbox}.json")),
+        |t| t.contains("challenge_url\": \"https"),
+        &mut child,
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    provider.control("expire", json!({ "user": mailbox }))?;
+    let conf = crate::testbed::state_dir().join("dovecot/dovecot.conf");
+    let kick = tool("doveadm", &["-c", conf.to_str().unwrap(), "kick", mailbox]);
+    assert!(kick.status.success(), "doveadm kick: {}", stderr(&kick));
+    let out = child.wait_with_output()?;
+    let log = stderr(&out);
+    assert!(out.status.success(), "obtain failed after the drop: {log}");
+    assert!(
+        log.contains("reconnecting"),
+        "the mailbox was reopened: {log}"
+    );
+    let grants = |stats: Value| stats["grants"].as_u64().unwrap_or(0);
+    assert_eq!(
+        grants(provider.stats(mailbox)?) - grants(before),
+        2,
+        "a new token for the reconnection: {log}"
+    );
+    Ok(())
+}
