@@ -19,14 +19,23 @@ _smime__acme() {
             smime__acme,account)
                 cmd="smime__acme__subcmd__account"
                 ;;
+            smime__acme,completions)
+                cmd="smime__acme__subcmd__completions"
+                ;;
+            smime__acme,doctor)
+                cmd="smime__acme__subcmd__doctor"
+                ;;
             smime__acme,export)
                 cmd="smime__acme__subcmd__export"
                 ;;
-            smime__acme,help)
-                cmd="smime__acme__subcmd__help"
+            smime__acme,forget)
+                cmd="smime__acme__subcmd__forget"
                 ;;
             smime__acme,list)
                 cmd="smime__acme__subcmd__list"
+                ;;
+            smime__acme,man)
+                cmd="smime__acme__subcmd__man"
                 ;;
             smime__acme,obtain)
                 cmd="smime__acme__subcmd__obtain"
@@ -46,9 +55,6 @@ _smime__acme() {
             smime__acme__subcmd__account,deactivate)
                 cmd="smime__acme__subcmd__account__subcmd__deactivate"
                 ;;
-            smime__acme__subcmd__account,help)
-                cmd="smime__acme__subcmd__account__subcmd__help"
-                ;;
             smime__acme__subcmd__account,register)
                 cmd="smime__acme__subcmd__account__subcmd__register"
                 ;;
@@ -61,66 +67,6 @@ _smime__acme() {
             smime__acme__subcmd__account,update)
                 cmd="smime__acme__subcmd__account__subcmd__update"
                 ;;
-            smime__acme__subcmd__account__subcmd__help,deactivate)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__deactivate"
-                ;;
-            smime__acme__subcmd__account__subcmd__help,help)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__help"
-                ;;
-            smime__acme__subcmd__account__subcmd__help,register)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__register"
-                ;;
-            smime__acme__subcmd__account__subcmd__help,rollover)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__rollover"
-                ;;
-            smime__acme__subcmd__account__subcmd__help,show)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__show"
-                ;;
-            smime__acme__subcmd__account__subcmd__help,update)
-                cmd="smime__acme__subcmd__account__subcmd__help__subcmd__update"
-                ;;
-            smime__acme__subcmd__help,account)
-                cmd="smime__acme__subcmd__help__subcmd__account"
-                ;;
-            smime__acme__subcmd__help,export)
-                cmd="smime__acme__subcmd__help__subcmd__export"
-                ;;
-            smime__acme__subcmd__help,help)
-                cmd="smime__acme__subcmd__help__subcmd__help"
-                ;;
-            smime__acme__subcmd__help,list)
-                cmd="smime__acme__subcmd__help__subcmd__list"
-                ;;
-            smime__acme__subcmd__help,obtain)
-                cmd="smime__acme__subcmd__help__subcmd__obtain"
-                ;;
-            smime__acme__subcmd__help,provision)
-                cmd="smime__acme__subcmd__help__subcmd__provision"
-                ;;
-            smime__acme__subcmd__help,renew)
-                cmd="smime__acme__subcmd__help__subcmd__renew"
-                ;;
-            smime__acme__subcmd__help,revoke)
-                cmd="smime__acme__subcmd__help__subcmd__revoke"
-                ;;
-            smime__acme__subcmd__help,show)
-                cmd="smime__acme__subcmd__help__subcmd__show"
-                ;;
-            smime__acme__subcmd__help__subcmd__account,deactivate)
-                cmd="smime__acme__subcmd__help__subcmd__account__subcmd__deactivate"
-                ;;
-            smime__acme__subcmd__help__subcmd__account,register)
-                cmd="smime__acme__subcmd__help__subcmd__account__subcmd__register"
-                ;;
-            smime__acme__subcmd__help__subcmd__account,rollover)
-                cmd="smime__acme__subcmd__help__subcmd__account__subcmd__rollover"
-                ;;
-            smime__acme__subcmd__help__subcmd__account,show)
-                cmd="smime__acme__subcmd__help__subcmd__account__subcmd__show"
-                ;;
-            smime__acme__subcmd__help__subcmd__account,update)
-                cmd="smime__acme__subcmd__help__subcmd__account__subcmd__update"
-                ;;
             *)
                 ;;
         esac
@@ -128,7 +74,7 @@ _smime__acme() {
 
     case "${cmd}" in
         smime__acme)
-            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --help --version obtain renew revoke account list show export provision help"
+            opts="-v -q -h -V --config --state-dir --verbose --quiet --json --wait-lock --log-file --help --version obtain renew revoke account list show export provision doctor forget completions man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -146,6 +92,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -154,7 +104,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account)
-            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help register show update rollover deactivate help"
+            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help register show update rollover deactivate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -180,6 +130,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -188,7 +142,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account__subcmd__deactivate)
-            opts="-v -q -h --yes --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --yes --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -214,104 +168,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
                     ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help)
-            opts="register show update rollover deactivate help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__deactivate)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__register)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__rollover)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__show)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__account__subcmd__help__subcmd__update)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -320,7 +180,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account__subcmd__register)
-            opts="-v -q -h --contact --eab-kid --eab-hmac-key-file --agree-tos --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --contact --eab-kid --eab-hmac-key-file --agree-tos --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -358,6 +218,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -366,7 +230,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account__subcmd__rollover)
-            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -389,6 +253,10 @@ _smime__acme() {
                     return 0
                     ;;
                 --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -400,7 +268,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account__subcmd__show)
-            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -426,6 +294,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -434,7 +306,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__account__subcmd__update)
-            opts="-v -q -h --contact --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --contact --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -464,41 +336,7 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__export)
-            opts="-v -q -h --format --all-keys --out --p12-password-file --config --state-dir --verbose --quiet --json --wait-lock --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --format)
-                    COMPREPLY=($(compgen -W "compat modern pem" -- "${cur}"))
-                    return 0
-                    ;;
-                --out)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --p12-password-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --state-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --wait-lock)
+                --log-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -509,218 +347,8 @@ _smime__acme() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        smime__subcmd__acme__subcmd__help)
-            opts="obtain renew revoke account list show export provision help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account)
-            opts="register show update rollover deactivate"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account__subcmd__deactivate)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account__subcmd__register)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account__subcmd__rollover)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account__subcmd__show)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__account__subcmd__update)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__export)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__list)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__obtain)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__provision)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__renew)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__revoke)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__help__subcmd__show)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        smime__subcmd__acme__subcmd__list)
-            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --help"
+        smime__subcmd__acme__subcmd__completions)
+            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --log-file --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -738,6 +366,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -745,8 +377,8 @@ _smime__acme() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        smime__subcmd__acme__subcmd__obtain)
-            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --oauth-token-command --oauth-token-url --oauth-client-id --oauth-client-secret-file --oauth-refresh-token-file --oauth-mechanism --watch-folder --key-type --usage --p12-format --p12-password-file --out --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --help"
+        smime__subcmd__acme__subcmd__doctor)
+            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --oauth-token-command --oauth-token-url --oauth-client-id --oauth-client-secret-file --oauth-refresh-token-file --oauth-mechanism --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -848,6 +480,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --deploy-hook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --eab-kid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -888,6 +524,300 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smime__subcmd__acme__subcmd__export)
+            opts="-v -q -h --format --all-keys --out --p12-password-file --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "compat modern pem" -- "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --p12-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smime__subcmd__acme__subcmd__forget)
+            opts="-v -q -h --purge --yes --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smime__subcmd__acme__subcmd__list)
+            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smime__subcmd__acme__subcmd__man)
+            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smime__subcmd__acme__subcmd__obtain)
+            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --oauth-token-command --oauth-token-url --oauth-client-id --oauth-client-secret-file --oauth-refresh-token-file --oauth-mechanism --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --imap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --imap-security)
+                    COMPREPLY=($(compgen -W "tls starttls plain" -- "${cur}"))
+                    return 0
+                    ;;
+                --imap-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --smtp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --smtp-security)
+                    COMPREPLY=($(compgen -W "tls starttls plain" -- "${cur}"))
+                    return 0
+                    ;;
+                --smtp-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --master-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --master-separator)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-token-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-token-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-client-secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-refresh-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-mechanism)
+                    COMPREPLY=($(compgen -W "auto xoauth2 oauthbearer" -- "${cur}"))
+                    return 0
+                    ;;
+                --watch-folder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-type)
+                    COMPREPLY=($(compgen -W "rsa2048 rsa3072 rsa4096 p256 p384 ed25519" -- "${cur}"))
+                    return 0
+                    ;;
+                --usage)
+                    COMPREPLY=($(compgen -W "both sign encrypt" -- "${cur}"))
+                    return 0
+                    ;;
+                --p12-format)
+                    COMPREPLY=($(compgen -W "compat modern" -- "${cur}"))
+                    return 0
+                    ;;
+                --p12-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deploy-hook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eab-kid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eab-hmac-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --challenge-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dns-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-join)
+                    COMPREPLY=($(compgen -W "string bytes" -- "${cur}"))
+                    return 0
+                    ;;
+                --challenge-timing)
+                    COMPREPLY=($(compgen -W "auto reply-first post-first" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -896,7 +826,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__provision)
-            opts="-j -v -q -h --jobs --force --shard --dry-run --ca-requests --server --ca-bundle --eab-kid --eab-hmac-key-file --agree-tos --contact --timeout --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-j -v -q -h --jobs --force --shard --dry-run --ca-requests --server --ca-bundle --eab-kid --eab-hmac-key-file --agree-tos --contact --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -954,6 +884,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -962,7 +896,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__renew)
-            opts="-j -v -q -h --days --force --reuse-key --deploy-hook --dry-run --timeout --jobs --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-j -v -q -h --days --force --reuse-key --deploy-hook --new-p12-password --dry-run --timeout --jobs --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1000,6 +934,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1008,7 +946,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__revoke)
-            opts="-v -q -h --cert --reason --sign-with-cert-key --key --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --cert --reason --sign-with-cert-key --key --server --ca-bundle --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1046,6 +984,10 @@ _smime__acme() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1054,7 +996,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__show)
-            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --help"
+            opts="-v -q -h --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1069,6 +1011,10 @@ _smime__acme() {
                     return 0
                     ;;
                 --wait-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -19,7 +19,7 @@ Exit status:
   0  success: everything asked for is done (for renew: renewed, or nothing due)
   1  internal error (a bug, or the system refused something unexpected)
   2  usage or configuration error
-  3  some of several certificates failed (renew, provision), or a deploy hook failed (renew)
+  3  some of several certificates failed (renew, provision), or a deploy hook failed (obtain, renew, provision)
   4  another smime-acme run holds the lock for this mailbox
   5  the CA refused (its problem document is shown)
   6  mail server error (connection, TLS, login, or the reply was not accepted)
@@ -74,7 +74,7 @@ something was renewed or failed, and takes each mailbox's lock in turn):
 /// answers the CA's challenge email from your mailbox over IMAP and SMTP, and saves the
 /// certificate and its key as a PKCS#12 bundle that mail clients import.
 #[derive(Debug, Parser)]
-#[command(name = "smime-acme", version, about, long_about, after_help = EXIT_CODES, arg_required_else_help = true)]
+#[command(name = "smime-acme", version, about, long_about, after_help = EXIT_CODES, arg_required_else_help = true, disable_help_subcommand = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -84,8 +84,14 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Configuration file [default: <config dir>/smime-acme/config.toml]
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Configuration file [default: <config dir>/smime-acme/config.toml if it exists, else /etc/smime-acme/config.toml]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SMIME_ACME_CONFIG",
+        hide_env_values = true
+    )]
     pub config: Option<PathBuf>,
     /// Where accounts, keys and certificates are kept [default: <data dir>/smime-acme]
     #[arg(
@@ -108,6 +114,15 @@ pub struct GlobalArgs {
     /// Wait this long for another run working on the same mailbox (e.g. 30s, 5m) [default: do not wait]
     #[arg(long, global = true, value_name = "DURATION")]
     pub wait_lock: Option<String>,
+    /// Also append what -v shows, timestamped, to this file (created 0600), whatever -q says; for unattended runs
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SMIME_ACME_LOG_FILE",
+        hide_env_values = true
+    )]
+    pub log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +135,91 @@ pub enum Command {
     Show(ShowArgs),
     Export(ExportArgs),
     Provision(ProvisionArgs),
+    Doctor(Box<DoctorArgs>),
+    Forget(ForgetArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
+}
+
+/// Print the shell completion script for SHELL.
+///
+/// Distributions put them in /usr/share/bash-completion/completions/smime-acme,
+/// /usr/share/zsh/vendor-completions/_smime-acme and
+/// /usr/share/fish/vendor_completions.d/smime-acme.fish; for one user,
+/// ~/.local/share/bash-completion/completions/smime-acme, a folder in zsh's $fpath, or
+/// ~/.config/fish/completions/smime-acme.fish.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Write the man pages (smime-acme.1 and one per subcommand) into DIR.
+///
+/// Distributions put them in /usr/share/man/man1; for one user, ~/.local/share/man/man1 (man
+/// finds it when ~/.local/bin is on the PATH).
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The folder to write them into (made if missing)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// Stop renewing an address; with --purge, remove everything kept for it.
+///
+/// Without --purge the certificates and keys stay in the state folder (old mail stays readable,
+/// list and export still see them) and renew leaves the address alone unless it is named;
+/// obtain takes it up again. With --purge the address's certificates, keys, kept settings and
+/// any issuance in progress are removed. Asks first on a terminal; --yes answers for scripts.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct ForgetArgs {
+    /// The address
+    pub email: String,
+    /// Also remove its certificates, keys and settings
+    #[arg(long)]
+    pub purge: bool,
+    /// Do not ask
+    #[arg(long)]
+    pub yes: bool,
+}
+
+impl Command {
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Obtain(_) => "obtain",
+            Command::Renew(_) => "renew",
+            Command::Revoke(_) => "revoke",
+            Command::Account(_) => "account",
+            Command::List(_) => "list",
+            Command::Show(_) => "show",
+            Command::Export(_) => "export",
+            Command::Provision(_) => "provision",
+            Command::Doctor(_) => "doctor",
+            Command::Forget(_) => "forget",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
+        }
+    }
+}
+
+/// Check everything obtain needs for an address, one line each.
+///
+/// In order: the settings resolve; the CA's directory is reachable (its terms, whether it
+/// requires external account binding, whether it offers renewal information); IMAP login, IDLE
+/// and the folders watched; SMTP login; a test mail to the address itself, read back (is it
+/// DKIM-signed with d= the address's domain, as a CA validating the reply needs, and what the
+/// receiving server's Authentication-Results say; the test mail is removed); the clock against
+/// the CA's; the state folder readable by its owner only. Takes obtain's settings. Exit status 0
+/// when every check passes, else that of the first failing check (2 settings, 5 or 8 the CA,
+/// 6 mail, 1 clock or state folder).
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub obtain: ObtainArgs,
 }
 
 /// Renew the certificates that are due, with the settings each was obtained with.
@@ -148,9 +248,12 @@ pub struct RenewArgs {
     /// Certify the current key again instead of making a fresh one
     #[arg(long)]
     pub reuse_key: bool,
-    /// Run this command (with sh -c) after each renewal; SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the new files
+    /// Run this command (with sh -c) after each renewal, instead of the one kept from obtain; SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_P12_PASSWORD_FILE, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the new files
     #[arg(long, value_name = "CMD")]
     pub deploy_hook: Option<String>,
+    /// Protect the new bundles with a new PKCS#12 password (generated) instead of the kept one
+    #[arg(long)]
+    pub new_p12_password: bool,
     /// Say what would be renewed and why; change nothing and contact no mail server
     #[arg(long)]
     pub dry_run: bool,
@@ -293,7 +396,9 @@ impl ObtainArgs {
                 challenge_auth: self.challenge_auth.clone(),
                 dns_server: self.dns_server.clone(),
                 out: self.out.clone(),
+                deploy_hook: self.deploy_hook.clone(),
             },
+            new_p12_password: self.new_p12_password,
         }
     }
 }
@@ -342,7 +447,7 @@ pub struct RevokeArgs {
 /// Manage the ACME account kept for a CA: register, show, update contacts, roll over its key,
 /// deactivate it.
 #[derive(Debug, Args)]
-#[command(after_help = EXIT_CODES)]
+#[command(after_help = EXIT_CODES, disable_help_subcommand = true)]
 pub struct AccountArgs {
     #[command(subcommand)]
     pub action: AccountAction,
@@ -540,9 +645,15 @@ pub struct ObtainArgs {
     /// Read the PKCS#12 password from this file (env SMIME_ACME_P12_PASSWORD; else asked on a terminal, or generated)
     #[arg(long, value_name = "FILE")]
     pub p12_password_file: Option<PathBuf>,
-    /// Also write the PKCS#12 bundle here
+    /// Also write the PKCS#12 bundle here (and a generated or kept password beside it, as PATH.password)
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+    /// Do not reuse the PKCS#12 password kept for the address: ask for a new one on a terminal, else generate one; renewals then reuse the new one
+    #[arg(long)]
+    pub new_p12_password: bool,
+    /// Run this command (with sh -c) after the certificate is saved, and after each renewal (kept with the settings); SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_P12_PASSWORD_FILE, SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN and SMIME_ACME_FULLCHAIN name the address and the files
+    #[arg(long, value_name = "CMD")]
+    pub deploy_hook: Option<String>,
 
     /// External account binding: the key identifier the CA gave you
     #[arg(long, value_name = "KID", requires = "eab_hmac_key_file")]

@@ -60,6 +60,7 @@ pub mod issuance;
 pub mod keys;
 pub mod mail;
 pub mod manifest;
+pub mod manpages;
 pub mod output;
 pub mod pem;
 pub mod renewal;
@@ -171,6 +172,26 @@ where
     };
     let global = &cli.global;
     let out = output::Output::new(global.verbose, global.quiet, global.json);
+    let out = match &global.log_file {
+        None => out,
+        Some(path) => match out.with_log_file(path) {
+            Ok(out) => out,
+            Err(e) => {
+                let message = format!("cannot open the log file {}: {e}", path.display());
+                let out = output::Output::new(0, false, global.json);
+                out.error(
+                    &message,
+                    &json!({"status": "error", "error": "usage", "message": message}),
+                );
+                return ExitCode::from(exit::USAGE);
+            }
+        },
+    };
+    out.log(&format!(
+        "smime-acme {} {}",
+        env!("CARGO_PKG_VERSION"),
+        cli.command.name()
+    ));
     let result = settings::load_config(global.config.as_deref())
         .map_err(Error::from)
         .and_then(|config| {
@@ -187,6 +208,15 @@ where
                 Command::Show(args) => commands::list::show(global, &args.email),
                 Command::Export(args) => commands::export::run(global, args, &out),
                 Command::Provision(args) => commands::provision::run(global, args, &config, &out),
+                Command::Forget(args) => commands::forget::run(global, args),
+                Command::Completions(args) => {
+                    output::stdout(&String::from_utf8_lossy(&manpages::completion(args.shell)));
+                    Ok(commands::Outcome::default())
+                }
+                Command::Man(args) => commands::man(&args.dir),
+                Command::Doctor(args) => {
+                    commands::doctor::run(&global.common(), &args.obtain.request(), &config, &out)
+                }
             }
         });
     match result {

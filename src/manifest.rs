@@ -68,6 +68,7 @@ struct Raw {
     challenge_auth: Option<String>,
     dns_server: Option<String>,
     out: Option<String>,
+    deploy_hook: Option<String>,
 }
 
 impl Raw {
@@ -111,6 +112,7 @@ impl Raw {
             challenge_auth: self.challenge_auth.or(d.challenge_auth),
             dns_server: self.dns_server.or(d.dns_server),
             out: self.out.or(d.out),
+            deploy_hook: self.deploy_hook.or(d.deploy_hook),
         }
     }
 
@@ -155,7 +157,9 @@ impl Raw {
                     o.replace("{email}", &crate::store::safe_name(&email))
                         .into()
                 }),
+                deploy_hook: self.deploy_hook,
             },
+            new_p12_password: false,
             email,
         }
     }

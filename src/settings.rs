@@ -77,6 +77,7 @@ pub struct MailboxConfig {
     pub challenge_auth: Option<String>,
     pub dns_server: Option<String>,
     pub out: Option<PathBuf>,
+    pub deploy_hook: Option<String>,
 }
 
 impl std::fmt::Debug for MailboxConfig {
@@ -106,6 +107,7 @@ impl std::fmt::Debug for MailboxConfig {
             challenge_auth,
             dns_server,
             out,
+            deploy_hook,
         } = self;
         f.debug_struct("MailboxConfig")
             .field("imap", imap)
@@ -138,6 +140,7 @@ impl std::fmt::Debug for MailboxConfig {
             .field("challenge_auth", challenge_auth)
             .field("dns_server", dns_server)
             .field("out", out)
+            .field("deploy_hook", deploy_hook)
             .finish()
     }
 }
@@ -216,6 +219,10 @@ pub struct ObtainSettings {
     pub p12_format: P12Format,
     pub p12_password_file: Option<PathBuf>,
     pub out: Option<PathBuf>,
+    /// Run after each issuance (obtain, renew), with the new files in its environment.
+    pub deploy_hook: Option<String>,
+    /// Do not reuse the PKCS#12 password kept for the address: ask, or generate a new one.
+    pub new_p12_password: bool,
     pub eab: Option<(String, PathBuf)>,
     pub agree_tos: bool,
     pub challenge_auth: ChallengeAuth,
@@ -247,14 +254,28 @@ pub fn default_paths() -> (Option<PathBuf>, Option<PathBuf>) {
     )
 }
 
-/// Reads the configuration file: the one named, else the default one if it exists.
+/// The system-wide configuration file, read when the user has none.
+pub const SYSTEM_CONFIG: &str = "/etc/smime-acme/config.toml";
+
+/// The configuration file to read: the one named (`--config`, `SMIME_ACME_CONFIG`), else the
+/// first of the user's and the system's that `exists`.
+pub fn config_path(
+    named: Option<&Path>,
+    user: Option<PathBuf>,
+    exists: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    if let Some(path) = named {
+        return Some(path.to_owned());
+    }
+    user.into_iter()
+        .chain([PathBuf::from(SYSTEM_CONFIG)])
+        .find(|path| exists(path))
+}
+
+/// Reads the configuration file (see [`config_path`]); none is an empty configuration.
 pub fn load_config(named: Option<&Path>) -> Result<ConfigFile, SettingsError> {
-    let path = match named {
-        Some(path) => path.to_owned(),
-        None => match default_paths().0 {
-            Some(path) if path.exists() => path,
-            _ => return Ok(ConfigFile::default()),
-        },
+    let Some(path) = config_path(named, default_paths().0, Path::exists) else {
+        return Ok(ConfigFile::default());
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
@@ -275,6 +296,8 @@ pub struct Request {
     pub email: String,
     pub server: ServerConfig,
     pub mailbox: MailboxConfig,
+    /// For this run only (never kept): a new PKCS#12 password instead of the kept one.
+    pub new_p12_password: bool,
 }
 
 /// What every command shares: where the state is kept and how long to wait for a lock.
@@ -574,6 +597,8 @@ pub fn obtain(
             .clone()
             .or_else(|| mailbox.p12_password_file.clone()),
         out: args.out.clone().or_else(|| mailbox.out.clone()),
+        deploy_hook: pick(&args.deploy_hook, &mailbox.deploy_hook),
+        new_p12_password: top.new_p12_password,
         eab: ca.eab,
         agree_tos: ca.agree_tos,
         challenge_auth,
@@ -665,6 +690,7 @@ pub fn to_config(s: &ObtainSettings) -> ConfigFile {
         challenge_auth: Some(s.challenge_auth.to_string()),
         dns_server: s.dns_server.map(|a| a.to_string()),
         out: s.out.as_ref().map(absolute),
+        deploy_hook: s.deploy_hook.clone(),
     };
     ConfigFile {
         server: ServerConfig {
@@ -796,6 +822,34 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_configuration_is_the_named_one_else_the_users_else_the_systems() {
+        let user = PathBuf::from("/home/u/.config/smime-acme/config.toml");
+        let named = Path::new("/srv/c.toml");
+        let all = |_: &Path| true;
+        let none = |_: &Path| false;
+        assert_eq!(
+            config_path(Some(named), Some(user.clone()), none),
+            Some(named.to_owned()),
+            "a named file is read even when missing (and then fails)"
+        );
+        assert_eq!(
+            config_path(None, Some(user.clone()), all),
+            Some(user.clone())
+        );
+        let system_only = |p: &Path| p == Path::new(SYSTEM_CONFIG);
+        assert_eq!(
+            config_path(None, Some(user.clone()), system_only),
+            Some(PathBuf::from(SYSTEM_CONFIG))
+        );
+        assert_eq!(
+            config_path(None, None, all),
+            Some(PathBuf::from(SYSTEM_CONFIG)),
+            "no user folder (a system account): the system's file"
+        );
+        assert_eq!(config_path(None, Some(user), none), None);
+    }
     use crate::cli::ObtainArgs;
 
     fn args(email: &str) -> ObtainArgs {

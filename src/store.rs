@@ -14,6 +14,8 @@
 //!       [renewal-info.json]             the CA's last renewal window (RFC 9773) and next check
 //!   certs/<name>/current                the name of the newest certificate folder
 //!   certs/<name>/settings.json          the settings of the last issuance, reused by `renew`
+//!   certs/<name>/p12-password           the PKCS#12 password of the last bundle, reused by renewals
+//!   certs/<name>/forgotten.json         {"at"}: `forget` was run; `renew` skips the address
 //!   locks/<name>.lock                   held while a run works on that mailbox
 //!   locks/account-<server-id>.lock      held while an account is registered or its key changed
 //!   oauth/<hash>.json                   an OAuth2 access token and when to replace it, one per
@@ -126,6 +128,16 @@ impl Store {
     /// The settings `renew` reuses for `email`.
     pub fn settings_file(&self, email: &str) -> PathBuf {
         self.certs_dir(email).join("settings.json")
+    }
+
+    /// The PKCS#12 password kept for `email`: renewals protect their bundles with it too.
+    pub fn p12_password_file(&self, email: &str) -> PathBuf {
+        self.certs_dir(email).join("p12-password")
+    }
+
+    /// Present when `email` was forgotten: `renew` leaves it alone unless named.
+    pub fn forgotten_file(&self, email: &str) -> PathBuf {
+        self.certs_dir(email).join("forgotten.json")
     }
 
     /// The newest certificate folder of `email`, if any.
@@ -354,6 +366,13 @@ pub fn create_dirs(dir: &Path) -> Result<(), StoreError> {
             path: dir.to_owned(),
             source,
         })
+}
+
+/// `PATH.password`: where the password of a bundle written to PATH goes.
+pub fn password_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".password");
+    path.with_file_name(name)
 }
 
 /// Writes `bytes` to `path` atomically, 0600, creating the folder (0700) if needed. A reader sees

@@ -72,6 +72,8 @@ pub struct Response {
     pub status: u16,
     pub location: Option<String>,
     pub retry_after: Option<Duration>,
+    /// The server's clock, from its `Date` header.
+    pub date: Option<SystemTime>,
     pub body: Vec<u8>,
 }
 
@@ -474,6 +476,7 @@ impl AcmeClient {
             location: header("Location"),
             retry_after: header("Retry-After")
                 .and_then(|v| parse_retry_after(&v, SystemTime::now())),
+            date: header("Date").and_then(|v| httpdate::parse_http_date(&v).ok()),
             body: Vec::new(),
         };
         out.body = read_body(response, until).map_err(|e| match e {
@@ -777,6 +780,7 @@ mod tests {
             status,
             location: None,
             retry_after: retry_after.map(Duration::from_secs),
+            date: None,
             body: body.as_bytes().to_vec(),
         }
     }

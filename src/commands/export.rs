@@ -3,7 +3,7 @@
 //! as PEM. A PKCS#12 is decrypted again and each key matched to its certificate before the file
 //! is written, atomically and 0600.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 
@@ -70,7 +70,7 @@ pub fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> Result<Outco
             .collect();
         bundle::check_pkcs12_many(&p12, &password, &leaves)?;
         if generated {
-            let path = password_path(&args.out);
+            let path = store::password_path(&args.out);
             store::write_atomic(&path, format!("{password}\n").as_bytes())?;
             files["p12_password"] = json!(path);
         }
@@ -96,11 +96,4 @@ pub fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> Result<Outco
             "files": files,
         }),
     ))
-}
-
-/// `PATH.password` beside the export.
-fn password_path(out: &Path) -> PathBuf {
-    let mut name = out.file_name().unwrap_or_default().to_os_string();
-    name.push(".password");
-    out.with_file_name(name)
 }

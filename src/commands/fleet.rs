@@ -209,7 +209,10 @@ impl<'a> Progress<'a> {
     /// A line that must be seen (an error about one mailbox), above the bars.
     pub fn line(&self, text: &str) {
         match &self.bars {
-            Some((multi, _)) => multi.suspend(|| eprintln!("smime-acme: {text}")),
+            Some((multi, _)) => {
+                self.out.log(&format!("error: {text}"));
+                multi.suspend(|| eprintln!("smime-acme: {text}"))
+            }
             None => self.out.item_error(text),
         }
     }
@@ -233,11 +236,13 @@ impl Events for Progress<'_> {
                     line.enable_steady_tick(Duration::from_millis(200));
                     line
                 });
+                self.out.log(&prefixed);
                 line.set_message(prefixed);
             }
             (Level::Phase | Level::Info, _) => self.out.info(&prefixed),
             (Level::Debug, _) => self.out.debug(&prefixed),
             (Level::Warn, Some((multi, _))) if !self.out.is_quiet() => {
+                self.out.log(&format!("warning: {prefixed}"));
                 multi.suspend(|| eprintln!("smime-acme: warning: {prefixed}"))
             }
             (Level::Warn, _) => self.out.warn(&prefixed),

@@ -45,6 +45,7 @@ fn describe(held: &Held, now: i64) -> (Value, Option<renewal::Reason>) {
         "key_type": info.key_type,
         "sha256_fingerprint": info.sha256,
         "revoked": held.revoked,
+        "renewed": !held.forgotten,
         "folder": held.dir,
         "files": files,
     });
@@ -62,7 +63,12 @@ pub fn list(global: &GlobalArgs, out: &Output) -> Result<Outcome, Error> {
                 let (value, _) = describe(&held, now);
                 rows.push([
                     value["email"].as_str().unwrap_or("").to_owned(),
-                    value["status"].as_str().unwrap_or("").to_owned(),
+                    match value["renewed"].as_bool() {
+                        Some(false) => {
+                            format!("{} (forgotten)", value["status"].as_str().unwrap_or(""))
+                        }
+                        _ => value["status"].as_str().unwrap_or("").to_owned(),
+                    },
                     value["not_after"].as_str().unwrap_or("").to_owned(),
                     value["days_left"].to_string(),
                     match (

@@ -2,25 +2,43 @@
 //! [`Outcome`] (or an error) that `lib.rs` prints and maps to the exit status.
 
 pub mod account;
+pub mod doctor;
 pub mod export;
 pub mod fleet;
+pub mod forget;
 pub mod list;
 pub mod obtain;
 pub mod provision;
 pub mod renew;
 pub mod revoke;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::acme::client::AcmeClient;
 use crate::challenge::response;
-use crate::issuance::engine::{Account, Credentials, Events, Reporter};
+use crate::issuance::engine::{Account, Credentials, Events, Issued, Reporter};
 use crate::settings::{CaSettings, ObtainSettings};
 use crate::store::Store;
 use crate::{Error, secrets};
+
+/// `smime-acme man DIR`: writes every man page into DIR.
+pub fn man(dir: &Path) -> Result<Outcome, Error> {
+    let fail =
+        |e: std::io::Error| Error::Usage(format!("cannot write into {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let pages = crate::manpages::pages();
+    for (name, content) in &pages {
+        std::fs::write(dir.join(name), content).map_err(fail)?;
+    }
+    let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+    Ok(Outcome::one(
+        format!("Wrote {} man pages into {}.\n", pages.len(), dir.display()),
+        serde_json::json!({"status": "written", "folder": dir, "pages": names}),
+    ))
+}
 
 /// What a command did: words for people, JSON for scripts, and the exit status.
 #[derive(Debug, Default)]
@@ -47,7 +65,8 @@ impl Outcome {
 
 /// The secrets of one job: the mail password (asked on a terminal when that is its source) or
 /// the OAuth2 token source (its client secret and refresh token read now), and the PKCS#12
-/// password (asked too when `ask_p12`).
+/// password: the one given (file, environment), else the one kept for the address (unless
+/// `new_p12_password`), else asked on a terminal when `ask_p12`, else none (generated).
 pub fn credentials(settings: &ObtainSettings, ask_p12: bool) -> Result<Credentials, Error> {
     let user = match &settings.master {
         Some(master) => master.user.as_str(),
@@ -68,14 +87,62 @@ pub fn credentials(settings: &ObtainSettings, ask_p12: bool) -> Result<Credentia
         }
         None => None,
     };
+    let mail_password = match oauth {
+        Some(_) => String::new(),
+        None => secrets::mail_password(&settings.password, user)?,
+    };
+    let given = secrets::p12_password(settings.p12_password_file.as_deref(), false)?;
+    let kept = Store::new(&settings.state_dir).p12_password_file(&settings.email);
+    let (p12_password, p12_kept) = match given {
+        Some(password) => (Some(password), false),
+        None if !settings.new_p12_password && kept.exists() => (
+            Some(secrets::from_file("kept PKCS#12 password", &kept)?),
+            true,
+        ),
+        None => (secrets::p12_password(None, ask_p12)?, false),
+    };
     Ok(Credentials {
-        mail_password: match oauth {
-            Some(_) => String::new(),
-            None => secrets::mail_password(&settings.password, user)?,
-        },
+        mail_password,
         oauth,
-        p12_password: secrets::p12_password(settings.p12_password_file.as_deref(), ask_p12)?,
+        p12_password,
+        p12_kept,
     })
+}
+
+/// Runs the deploy hook after an issuance, with the new files in its environment. Its output
+/// goes to stderr, so that stdout stays JSON with --json.
+pub fn deploy(hook: &str, issued: &Issued, p12_password_file: Option<&Path>) -> Result<(), String> {
+    use std::os::fd::AsFd;
+    use std::process::{Command, Stdio};
+    let files = &issued.files;
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| e.to_string())?;
+    let mut command = Command::new("sh");
+    secrets::without_secrets(&mut command)
+        .arg("-c")
+        .arg(hook)
+        .env("SMIME_ACME_EMAIL", &issued.email)
+        .env("SMIME_ACME_FOLDER", &issued.folder)
+        .env("SMIME_ACME_P12", &files.p12)
+        .env("SMIME_ACME_KEY", &files.key)
+        .env("SMIME_ACME_CERT", &files.certificate)
+        .env("SMIME_ACME_CHAIN", &files.chain)
+        .env("SMIME_ACME_FULLCHAIN", &files.fullchain)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stderr));
+    if let Some(path) = files.p12_password.as_deref().or(p12_password_file) {
+        command.env("SMIME_ACME_P12_PASSWORD_FILE", path);
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run it: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("it exited with {status}"))
+    }
 }
 
 /// A CA and the account kept for it: its client, from which every worker takes its own.
@@ -199,6 +266,8 @@ pub struct Held {
     pub info: crate::certificate::CertInfo,
     pub revoked: Option<Value>,
     pub renewal_info: Option<RenewalInfo>,
+    /// `forget` was run for the address: renew leaves it alone.
+    pub forgotten: bool,
 }
 
 impl Held {
@@ -216,6 +285,9 @@ impl Held {
         Ok(Held {
             revoked: crate::store::read_json(&dir.join("revoked.json"))?,
             renewal_info: crate::store::read_json(&dir.join("renewal-info.json"))?,
+            forgotten: dir
+                .parent()
+                .is_some_and(|certs| certs.join("forgotten.json").exists()),
             dir: dir.to_owned(),
             der,
             info,

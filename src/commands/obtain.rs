@@ -37,8 +37,19 @@ pub fn run(settings: &ObtainSettings, out: &Output) -> Result<Outcome, Error> {
         reuse_key: None,
     };
     let issued = engine::issue(&job, &credentials, &mut acme, &store, out)?;
-    let (human, json) = describe(&issued);
-    Ok(Outcome::one(human, json))
+    let (mut human, mut json) = describe(&issued);
+    let mut outcome_exit = crate::exit::OK;
+    if let Some(hook) = &settings.deploy_hook
+        && let Err(reason) = super::deploy(hook, &issued, settings.p12_password_file.as_deref())
+    {
+        out.warn(&format!("the deploy hook failed: {reason}"));
+        human.push_str(&format!("  the deploy hook failed: {reason}\n"));
+        json["deploy_hook_error"] = json!(reason);
+        outcome_exit = crate::exit::SOME_FAILED;
+    }
+    let mut outcome = Outcome::one(human, json);
+    outcome.exit = outcome_exit;
+    Ok(outcome)
 }
 
 /// An issued certificate in words and as JSON (obtain's schema, also used by renew and
@@ -56,7 +67,12 @@ pub fn describe(issued: &Issued) -> (String, Value) {
         issued.p12_format,
     );
     if let Some(path) = &files.p12_password {
-        human.push_str(&format!("  password   in {} (generated)\n", path.display()));
+        let how = if files.p12_password_kept {
+            "the one kept for the address"
+        } else {
+            "generated"
+        };
+        human.push_str(&format!("  password   in {} ({how})\n", path.display()));
     }
     if let Some(path) = &files.out {
         human.push_str(&format!("  copy       {}\n", path.display()));

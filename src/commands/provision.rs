@@ -138,9 +138,10 @@ pub fn run(
         "tls_connections": tls,
         "elapsed_ms": started.elapsed().as_millis(),
     });
+    let hook_failed = lines.iter().any(|l| l.get("deploy_hook_error").is_some());
     let mut outcome = Outcome {
         json: vec![summary],
-        exit: if failed > 0 {
+        exit: if failed > 0 || hook_failed {
             exit::SOME_FAILED
         } else {
             exit::OK
@@ -151,9 +152,13 @@ pub fn run(
         let email = line["email"].as_str().unwrap_or_default();
         let text = match line["status"].as_str().unwrap_or_default() {
             "issued" => format!(
-                "issued   serial {}, valid to {}",
+                "issued   serial {}, valid to {}{}",
                 line["serial"].as_str().unwrap_or_default(),
-                line["not_after"].as_str().unwrap_or_default()
+                line["not_after"].as_str().unwrap_or_default(),
+                line["deploy_hook_error"]
+                    .as_str()
+                    .map(|e| format!("; the deploy hook failed: {e}"))
+                    .unwrap_or_default()
             ),
             "skipped" => format!(
                 "skipped  valid to {}, not due until {}",
@@ -337,6 +342,15 @@ fn issue_one(
     let issued = engine::issue(&job, &credentials, &mut ca.client.worker(), store, progress)?;
     let (_, mut line) = super::obtain::describe(&issued);
     line["skipped"] = json!(false);
+    if let Some(hook) = &settings.deploy_hook
+        && let Err(reason) = super::deploy(hook, &issued, settings.p12_password_file.as_deref())
+    {
+        progress.line(&format!(
+            "{}: the deploy hook failed: {reason}",
+            settings.email
+        ));
+        line["deploy_hook_error"] = json!(reason);
+    }
     Ok(line)
 }
 

@@ -3,16 +3,13 @@
 //! new certificate with the kept settings, as a replacement of the old one; then the deploy
 //! hook. Continues past failures and reports each.
 
-use std::os::fd::AsFd;
-use std::process::{Command, Stdio};
-
 use serde_json::{Value, json};
 
 use super::fleet::{self, CaPool, Progress};
 use super::{Held, Outcome, RenewalInfo};
 use crate::cli::{GlobalArgs, RenewArgs};
 use crate::clock;
-use crate::issuance::engine::{self, Events, Issued, Job};
+use crate::issuance::engine::{self, Events, Job};
 use crate::output::Output;
 use crate::renewal::{self, Decision, Window};
 use crate::settings::{self, ConfigFile, Request, ServerConfig};
@@ -43,6 +40,10 @@ pub fn run(
     let emails = if args.emails.is_empty() {
         let mut emails = Vec::new();
         for name in store.mailboxes()? {
+            if store.forgotten_file(&name).exists() {
+                out.info(&format!("{name}: forgotten, not renewed"));
+                continue;
+            }
             emails.push(Held::current(&store, &name)?.email());
         }
         emails
@@ -137,6 +138,7 @@ fn renew_one(
             timeout: args.timeout.clone(),
             ..ServerConfig::default()
         },
+        new_p12_password: args.new_p12_password,
         ..Request::default()
     };
     let mut settings = settings::for_renewal(&global.common(), &top, config, &kept)?;
@@ -243,8 +245,9 @@ fn renew_one(
         issued.info.not_after_rfc3339(),
         issued.folder.display()
     );
-    if let Some(hook) = &args.deploy_hook
-        && let Err(reason) = deploy(hook, &issued)
+    let hook = args.deploy_hook.as_ref().or(settings.deploy_hook.as_ref());
+    if let Some(hook) = hook
+        && let Err(reason) = super::deploy(hook, &issued, settings.p12_password_file.as_deref())
     {
         out.item_error(&format!("{email}: the deploy hook failed: {reason}"));
         line.push_str(&format!("; the deploy hook failed: {reason}"));
@@ -318,34 +321,5 @@ fn renewal_window(
             out.info(&format!("no renewal information from the CA ({e})"));
             kept.map(|k| k.window)
         }
-    }
-}
-
-/// Runs the deploy hook with the new certificate's paths in its environment. Its output goes
-/// to stderr, so that stdout stays JSON with --json.
-fn deploy(hook: &str, issued: &Issued) -> Result<(), String> {
-    let files = &issued.files;
-    let stderr = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| e.to_string())?;
-    let status = crate::secrets::without_secrets(&mut Command::new("sh"))
-        .arg("-c")
-        .arg(hook)
-        .env("SMIME_ACME_EMAIL", &issued.email)
-        .env("SMIME_ACME_FOLDER", &issued.folder)
-        .env("SMIME_ACME_P12", &files.p12)
-        .env("SMIME_ACME_KEY", &files.key)
-        .env("SMIME_ACME_CERT", &files.certificate)
-        .env("SMIME_ACME_CHAIN", &files.chain)
-        .env("SMIME_ACME_FULLCHAIN", &files.fullchain)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stderr))
-        .status()
-        .map_err(|e| format!("cannot run it: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("it exited with {status}"))
     }
 }

@@ -114,8 +114,11 @@ pub struct Credentials {
     pub mail_password: String,
     /// OAuth2 access tokens to log in with instead of the password.
     pub oauth: Option<crate::mail::tokens::Tokens>,
-    /// The PKCS#12 password; None: one is generated and saved beside the bundle.
+    /// The PKCS#12 password; None: one is generated. A generated or kept one is written beside
+    /// the bundle; every one is kept for the address, so that renewals reuse it.
     pub p12_password: Option<String>,
+    /// `p12_password` is the one kept for the address (not given for this run).
+    pub p12_kept: bool,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -148,8 +151,10 @@ pub struct Files {
     pub chain: PathBuf,
     pub fullchain: PathBuf,
     pub p12: PathBuf,
-    /// The generated PKCS#12 password, when none was given.
+    /// The PKCS#12 password beside the bundle, when it was generated or kept (not given).
     pub p12_password: Option<PathBuf>,
+    /// That password is the one kept for the address, not a new one.
+    pub p12_password_kept: bool,
     /// The copy of the bundle asked for with `out`.
     pub out: Option<PathBuf>,
 }
@@ -320,7 +325,7 @@ pub fn issue(
     }
     token_notes();
     let pkcs8 = saved_key(&ctx, &mut key_pkcs8)?;
-    let mut issued = save(&ctx, &chain, &pkcs8, credentials.p12_password.as_deref())?;
+    let mut issued = save(&ctx, &chain, &pkcs8, credentials)?;
     // The certificate is saved: a journal that stays behind is found done by the next run.
     if let Err(e) = store::remove(&pending_path) {
         out.warn(&e.to_string());

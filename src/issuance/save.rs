@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rcgen::PublicKeyData;
 
-use super::engine::{Files, Issued, key_path};
+use super::engine::{Credentials, Files, Issued, key_path};
 use super::watch::Ctx;
 use crate::Error;
 use crate::bundle;
@@ -23,7 +23,7 @@ pub(super) fn save(
     ctx: &Ctx<'_>,
     chain: &[Vec<u8>],
     pkcs8: &[u8],
-    p12_password: Option<&str>,
+    credentials: &Credentials,
 ) -> Result<Issued, Error> {
     let settings = ctx.settings;
     let key_pair = keys::load(settings.key_type, pkcs8)?;
@@ -56,10 +56,14 @@ pub(super) fn save(
         ctx.out
             .info("this certificate was saved by an earlier run: not saved again");
         // What comes after the folder is written again, in case the run ended in between.
+        let password = dir.join("p12-password");
         if let Some(out_path) = &settings.out {
             let p12 = store::read_optional(&dir.join(&p12_name), 1024 * 1024)?
                 .ok_or_else(|| Error::Internal(format!("{} has no bundle", dir.display())))?;
             store::write_atomic(out_path, &p12)?;
+            if let Some(text) = store::read_optional(&password, 4096)? {
+                store::write_atomic(&store::password_path(out_path), &text)?;
+            }
         }
         keep_settings(ctx)?;
         let folder_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -67,17 +71,19 @@ pub(super) fn save(
             &certs.join("current"),
             format!("{}\n", folder_name.unwrap_or_default()).as_bytes(),
         )?;
-        let password = dir.join("p12-password");
         return Ok(saved(
             settings,
             info,
             &dir,
             &p12_name,
             password.exists().then_some(password),
+            credentials.p12_kept,
         ));
     }
-    let (password, generated) = match p12_password {
-        Some(p) => (p.to_owned(), false),
+    // A generated or kept password is written beside the bundle; one given for this run is the
+    // user's to know.
+    let (password, beside) = match &credentials.p12_password {
+        Some(p) => (p.clone(), credentials.p12_kept),
         None => (secrets::generate_password(), true),
     };
     let p12 = bundle::pkcs12(
@@ -104,25 +110,39 @@ pub(super) fn save(
     for (name, bytes) in &files {
         store::write_new(&partial.join(name), bytes)?;
     }
-    if generated {
-        store::write_new(
-            &partial.join("p12-password"),
-            format!("{password}\n").as_bytes(),
-        )?;
+    let password_line = format!("{password}\n");
+    if beside {
+        store::write_new(&partial.join("p12-password"), password_line.as_bytes())?;
     }
     store::publish_folder(&dir)?;
-    let password_file = generated.then(|| dir.join("p12-password"));
-    // The copy and the kept settings before `current`: a certificate is current only once
-    // everything that goes with it is in place.
+    let password_file = beside.then(|| dir.join("p12-password"));
+    // The copy, the kept password and the kept settings before `current`: a certificate is
+    // current only once everything that goes with it is in place.
     if let Some(out_path) = &settings.out {
         store::write_atomic(out_path, &p12)?;
+        if beside {
+            store::write_atomic(&store::password_path(out_path), password_line.as_bytes())?;
+        }
     }
+    store::write_atomic(
+        &ctx.store.p12_password_file(&settings.email),
+        password_line.as_bytes(),
+    )?;
     keep_settings(ctx)?;
     store::write_atomic(
         &certs.join("current"),
         format!("{folder_name}\n").as_bytes(),
     )?;
-    Ok(saved(settings, info, &dir, &p12_name, password_file))
+    // A forgotten address that gets a certificate again is renewed again.
+    store::remove(&ctx.store.forgotten_file(&settings.email))?;
+    Ok(saved(
+        settings,
+        info,
+        &dir,
+        &p12_name,
+        password_file,
+        credentials.p12_kept,
+    ))
 }
 
 /// The settings `renew` goes on with.
@@ -139,6 +159,7 @@ fn saved(
     dir: &Path,
     p12_name: &str,
     p12_password: Option<PathBuf>,
+    p12_password_kept: bool,
 ) -> Issued {
     Issued {
         email: settings.email.clone(),
@@ -152,6 +173,7 @@ fn saved(
             chain: dir.join("chain.pem"),
             fullchain: dir.join("fullchain.pem"),
             p12: dir.join(p12_name),
+            p12_password_kept: p12_password_kept && p12_password.is_some(),
             p12_password,
             out: settings.out.clone(),
         },

@@ -479,6 +479,27 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Removes message `uid` of `folder`: flagged `\Deleted` and, when the server offers
+    /// UIDPLUS, expunged on its own (a plain EXPUNGE would also remove other messages the user
+    /// flagged); without UIDPLUS it stays flagged for the user's client to expunge.
+    pub fn remove(&mut self, folder: &str, uid: u32) -> Result<(), MailError> {
+        self.session.select(folder).map_err(|e| self.err(e))?;
+        self.session
+            .uid_store(uid.to_string(), "+FLAGS (\\Seen \\Deleted)")
+            .map_err(|e| self.err(e))?;
+        let uidplus = self
+            .session
+            .capabilities()
+            .map(|c| c.has_str("UIDPLUS"))
+            .unwrap_or(false);
+        if uidplus {
+            self.session
+                .uid_expunge(uid.to_string())
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     pub fn logout(mut self) {
         let _ = self.session.logout();
     }

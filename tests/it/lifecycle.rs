@@ -18,7 +18,7 @@ use crate::testbed::{MailOnPostCa, TestResult, Testbed};
 
 /// Runs smime-acme with `args` on the state folder `state`: its output, and with --json its
 /// JSON lines (every line of stdout must be one).
-fn cli(state: &Path, args: &[&str]) -> (Output, Vec<Value>) {
+pub fn cli(state: &Path, args: &[&str]) -> (Output, Vec<Value>) {
     let mut all: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
     all.extend(["--state-dir".into(), state.as_os_str().to_owned()]);
     let out = command(all).output().expect("smime-acme runs");
@@ -49,12 +49,12 @@ fn spawn(state: &Path, args: &[&str]) -> Child {
         .expect("smime-acme starts")
 }
 
-fn code(out: &Output) -> i32 {
+pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
 /// Obtains a certificate for `mailbox` on the plain acme2certifier; its JSON result.
-fn obtain(tb: &Testbed, mailbox: &str, state: &Path, extra: &[&str]) -> Value {
+pub fn obtain(tb: &Testbed, mailbox: &str, state: &Path, extra: &[&str]) -> Value {
     obtain_with(mailbox, obtain_args(tb, mailbox, state, extra))
 }
 

@@ -1,6 +1,8 @@
 //! Integration tests of smime-acme, run against the loopback testbed (`tests/testbed/up`).
 
 mod cli;
+mod doctor;
+mod everyday;
 mod faults;
 mod flood;
 mod forged;
@@ -12,3 +14,4 @@ mod obtain;
 mod provision;
 mod smoke;
 mod testbed;
+mod unattended;

@@ -25,6 +25,8 @@ TB_PORT_SUBMISSIONS=$((TB_BASE + 465))
 # listens there decides (with none listening, Postfix answers 451).
 TB_PORT_SUBMISSIONS_POLICY=$((TB_BASE + 466))
 TB_PORT_POLICY=$((TB_BASE + 60))
+# Submissions again, with no DKIM signing: a mail server that does not sign what it sends.
+TB_PORT_SUBMISSIONS_UNSIGNED=$((TB_BASE + 467))
 TB_PORT_ACME=$((TB_BASE + 443))
 TB_PORT_ACME_EAB=$((TB_BASE + 444))
 # The OAuth2 token and introspection endpoint (tests/fake/oauth_server.py), plain HTTP.
