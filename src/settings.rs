@@ -515,7 +515,7 @@ pub fn obtain(
         &oauth_level(mailbox),
         std::env::var_os("SMIME_ACME_PASSWORD").is_some(),
     )
-    .map_err(bad)?;
+    .map_err(|e| bad(format!("{email}: {e}")))?;
     if oauth.is_some() && master.is_some() {
         return Err(bad(
             "master-user logs in with the administrator's password: it does not go with OAuth2 \

@@ -1,5 +1,6 @@
-//! Mail adapters: IMAP (watching for the challenge), SMTP submission (the reply), and DKIM
-//! verification with DNS. These do IO; the decisions live in `challenge`.
+//! Mail adapters: IMAP (watching for the challenge), SMTP submission (the reply), DKIM
+//! verification with DNS, and OAuth2 logins (`oauth`: the SASL messages and settings, pure;
+//! `tokens`: the access tokens). These do IO; the decisions live in `challenge`.
 
 pub mod dkim;
 pub mod imap;
