@@ -598,6 +598,27 @@ mod tests {
     }
 
     #[test]
+    fn oauth_settings_in_toml_defaults_and_csv_columns() {
+        let text = "[defaults]\noauth-token-url = \"https://idp.test/token\"\noauth-client-id = \"c\"\n\
+                    oauth-mechanism = \"xoauth2\"\n\n[[mailbox]]\nemail = \"a@example.test\"\n\
+                    oauth-refresh-token-file = \"/rt/a\"\n";
+        let entries = parse_toml(text).unwrap();
+        let m = &entries[0].request.mailbox;
+        assert_eq!(m.oauth_token_url.as_deref(), Some("https://idp.test/token"));
+        assert_eq!(m.oauth_client_id.as_deref(), Some("c"));
+        assert_eq!(m.oauth_mechanism.as_deref(), Some("xoauth2"));
+        assert_eq!(m.oauth_refresh_token_file, Some("/rt/a".into()));
+        assert_eq!(entries[0].line_of("oauth-refresh-token-file"), 8);
+        let csv = "email,oauth-token-command,oauth-client-secret-file\na@example.test,oama access a@example.test,/s\n";
+        let m = &parse_csv(csv).unwrap()[0].request.mailbox;
+        assert_eq!(
+            m.oauth_token_command.as_deref(),
+            Some("oama access a@example.test")
+        );
+        assert_eq!(m.oauth_client_secret_file, Some("/s".into()));
+    }
+
+    #[test]
     fn shards_split_without_overlap() {
         assert_eq!(parse_shard("2/3"), Ok((2, 3)));
         for bad in ["0/2", "3/2", "1/0", "x", "1/", "/2"] {
