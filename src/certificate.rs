@@ -130,37 +130,18 @@ pub fn ari_id(key_identifier: &[u8], serial: &[u8]) -> String {
 
 /// The DER certificates of a PEM chain; anything but CERTIFICATE blocks is refused.
 pub fn parse_pem_chain(pem: &[u8]) -> Result<Vec<Vec<u8>>, CertError> {
-    let text = std::str::from_utf8(pem).map_err(|_| CertError::NotPem("not text".into()))?;
+    use rustls_pki_types::pem::{PemObject, SectionKind};
     let mut certs = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + "-----BEGIN ".len()..];
-        let label_end = after
-            .find("-----")
-            .ok_or_else(|| CertError::NotPem("unterminated BEGIN line".into()))?;
-        let label = &after[..label_end];
-        if label != "CERTIFICATE" {
-            return Err(CertError::NotPem(format!("it holds a {label:?} block")));
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {
+        match section.map_err(|e| CertError::NotPem(e.to_string()))? {
+            (SectionKind::Certificate, der) => certs.push(der),
+            (kind, _) => return Err(CertError::NotPem(format!("it holds a {kind:?} block"))),
         }
-        let body_start = &after[label_end + 5..];
-        let end = body_start
-            .find("-----END CERTIFICATE-----")
-            .ok_or_else(|| CertError::NotPem("a block has no END line".into()))?;
-        let b64: String = body_start[..end]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        use base64::Engine;
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|e| CertError::NotPem(e.to_string()))?;
-        certs.push(der);
         if certs.len() > MAX_CERTS {
             return Err(CertError::NotPem(format!(
                 "more than {MAX_CERTS} certificates"
             )));
         }
-        rest = &body_start[end + "-----END CERTIFICATE-----".len()..];
     }
     if certs.is_empty() {
         return Err(CertError::NotPem("no certificate".into()));

@@ -1,6 +1,7 @@
 //! PEM text (RFC 7468) for the files other software reads: a private key as a PKCS#8 PRIVATE
-//! KEY block, certificates as CERTIFICATE blocks, and the DER back out of a PEM key. Reading a
-//! PEM certificate chain is `certificate::parse_pem_chain`. Pure: no file or network IO.
+//! KEY block, certificates as CERTIFICATE blocks, and the DER back out of a PEM key (read with
+//! rustls-pki-types, as is a PEM certificate chain in `certificate::parse_pem_chain`). Pure: no
+//! file or network IO.
 
 use base64::Engine as _;
 
@@ -18,13 +19,13 @@ pub fn private_key(pkcs8: &[u8]) -> String {
     block("PRIVATE KEY", &keys::portable_pkcs8(pkcs8))
 }
 
-/// The DER inside a PEM private key (the inverse of [`private_key`]).
+/// The PKCS#8 DER inside a PEM PRIVATE KEY block (the inverse of [`private_key`]).
 pub fn private_key_der(pem: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(pem).ok()?;
-    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
+    use rustls_pki_types::PrivatePkcs8KeyDer;
+    use rustls_pki_types::pem::PemObject;
+    PrivatePkcs8KeyDer::from_pem_slice(pem)
         .ok()
+        .map(|key| key.secret_pkcs8_der().to_vec())
 }
 
 /// `der` as one PEM block labelled `label`, in 64-column base64 lines.
