@@ -381,7 +381,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__doctor)
-            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --autoconfig-url --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --oauth-token-command --oauth-token-url --oauth-client-id --oauth-client-secret-file --oauth-refresh-token-file --oauth-mechanism --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --autoconfig-url --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -433,6 +433,30 @@ _smime__acme() {
                     ;;
                 --password-command)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-token-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-token-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-client-secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-refresh-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-mechanism)
+                    COMPREPLY=($(compgen -W "auto xoauth2 oauthbearer" -- "${cur}"))
                     return 0
                     ;;
                 --watch-folder)
@@ -697,7 +721,7 @@ _smime__acme() {
             return 0
             ;;
         smime__subcmd__acme__subcmd__obtain)
-            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --autoconfig-url --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
+            opts="-v -q -h --server --ca-bundle --imap --imap-security --imap-user --smtp --smtp-security --smtp-user --master-user --master-separator --password-file --password-command --oauth-token-command --oauth-token-url --oauth-client-id --oauth-client-secret-file --oauth-refresh-token-file --oauth-mechanism --watch-folder --key-type --usage --p12-format --p12-password-file --out --new-p12-password --deploy-hook --eab-kid --eab-hmac-key-file --agree-tos --challenge-auth --dns-server --autoconfig-url --token-join --challenge-timing --timeout --config --state-dir --verbose --quiet --json --wait-lock --log-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -749,6 +773,30 @@ _smime__acme() {
                     ;;
                 --password-command)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-token-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-token-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-client-secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-refresh-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-mechanism)
+                    COMPREPLY=($(compgen -W "auto xoauth2 oauthbearer" -- "${cur}"))
                     return 0
                     ;;
                 --watch-folder)

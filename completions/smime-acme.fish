@@ -62,6 +62,14 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l master-
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l master-separator -d 'With --master-user: log in as USER<SEP>ADMIN instead (Dovecot\'s auth_master_user_separator, e.g. "*")' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l password-file -d 'Read the mail password from this file (first line)' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l password-command -d 'Run this command (with sh -c) and take the mail password from its first output line' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l oauth-token-command -d 'Log in with OAuth2: run this command (with sh -c) for an access token, its first output line (e.g. `oama access EMAIL`, `mutt_oauth2.py TOKENFILE`, `oauth2l fetch --credentials FILE --scope https://mail.google.com/`); run again when a server refuses the token' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l oauth-token-url -d 'Log in with OAuth2: get access tokens from this token endpoint with a refresh token (https, or http to a loopback host); tokens are cached in the state folder until shortly before they expire' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l oauth-client-id -d 'The OAuth2 client ID the refresh token was issued to (with --oauth-token-url)' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l oauth-client-secret-file -d 'Read the OAuth2 client secret from this file, for clients that have one (with --oauth-token-url)' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l oauth-refresh-token-file -d 'Read the OAuth2 refresh token from this file (first line; env SMIME_ACME_OAUTH_REFRESH_TOKEN); a new one the endpoint returns is written back to it' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l oauth-mechanism -d 'SASL mechanism for OAuth2 logins: auto, xoauth2, oauthbearer. auto takes OAUTHBEARER (the standard, RFC 7628) when the server offers it, else XOAUTH2 (the older form Gmail and Microsoft 365 take) [default: auto]' -r -f -a "auto\t''
+xoauth2\t''
+oauthbearer\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l watch-folder -d 'Folders to watch besides INBOX (repeatable; e.g. Junk)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand obtain" -l key-type -d 'Certificate key type [default: rsa3072]' -r -f -a "rsa2048\t''
 rsa3072\t''
@@ -270,6 +278,14 @@ complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l master-
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l master-separator -d 'With --master-user: log in as USER<SEP>ADMIN instead (Dovecot\'s auth_master_user_separator, e.g. "*")' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l password-file -d 'Read the mail password from this file (first line)' -r -F
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l password-command -d 'Run this command (with sh -c) and take the mail password from its first output line' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l oauth-token-command -d 'Log in with OAuth2: run this command (with sh -c) for an access token, its first output line (e.g. `oama access EMAIL`, `mutt_oauth2.py TOKENFILE`, `oauth2l fetch --credentials FILE --scope https://mail.google.com/`); run again when a server refuses the token' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l oauth-token-url -d 'Log in with OAuth2: get access tokens from this token endpoint with a refresh token (https, or http to a loopback host); tokens are cached in the state folder until shortly before they expire' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l oauth-client-id -d 'The OAuth2 client ID the refresh token was issued to (with --oauth-token-url)' -r
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l oauth-client-secret-file -d 'Read the OAuth2 client secret from this file, for clients that have one (with --oauth-token-url)' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l oauth-refresh-token-file -d 'Read the OAuth2 refresh token from this file (first line; env SMIME_ACME_OAUTH_REFRESH_TOKEN); a new one the endpoint returns is written back to it' -r -F
+complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l oauth-mechanism -d 'SASL mechanism for OAuth2 logins: auto, xoauth2, oauthbearer. auto takes OAUTHBEARER (the standard, RFC 7628) when the server offers it, else XOAUTH2 (the older form Gmail and Microsoft 365 take) [default: auto]' -r -f -a "auto\t''
+xoauth2\t''
+oauthbearer\t''"
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l watch-folder -d 'Folders to watch besides INBOX (repeatable; e.g. Junk)' -r
 complete -c smime-acme -n "__fish_smime_acme_using_subcommand doctor" -l key-type -d 'Certificate key type [default: rsa3072]' -r -f -a "rsa2048\t''
 rsa3072\t''

@@ -271,7 +271,9 @@ pub struct RenewArgs {
 ///
 /// The manifest (TOML, or CSV with a header row) lists the mailboxes: `email` and any setting
 /// obtain takes, in kebab-case (imap, imap-security, imap-user, smtp, smtp-security, smtp-user,
-/// master-user, master-separator, password-file, password-command, watch-folder, key-type, usage,
+/// master-user, master-separator, password-file, password-command, oauth-token-command,
+/// oauth-token-url, oauth-client-id, oauth-client-secret-file, oauth-refresh-token-file,
+/// oauth-mechanism, watch-folder, key-type, usage,
 /// p12-format, p12-password-file, out, challenge-auth, dns-server, autoconfig-url, server, ca-bundle, eab-kid,
 /// eab-hmac-key-file, token-join, challenge-timing, timeout). In TOML, a [defaults] table holds
 /// what every [[mailbox]] shares; in CSV, each column is one setting and an empty cell leaves
@@ -382,6 +384,12 @@ impl ObtainArgs {
                 master_separator: self.master_separator.clone(),
                 password_file: self.password_file.clone(),
                 password_command: self.password_command.clone(),
+                oauth_mechanism: self.oauth_mechanism.clone(),
+                oauth_token_command: self.oauth_token_command.clone(),
+                oauth_token_url: self.oauth_token_url.clone(),
+                oauth_client_id: self.oauth_client_id.clone(),
+                oauth_client_secret_file: self.oauth_client_secret_file.clone(),
+                oauth_refresh_token_file: self.oauth_refresh_token_file.clone(),
                 watch_folder: self.watch_folder.clone(),
                 key_type: self.key_type.clone(),
                 usage: self.usage.clone(),
@@ -546,7 +554,11 @@ pub struct ExportArgs {
 /// run that was stopped resumes the same order and never answers a challenge twice.
 ///
 /// The mail password comes from --password-file, the SMIME_ACME_PASSWORD environment variable,
-/// --password-command, or a prompt on a terminal; never from the command line. Each flag can
+/// --password-command, or a prompt on a terminal; never from the command line. Mailboxes that
+/// take no password (Gmail, Microsoft 365) are logged in to with OAuth2 instead: an access token
+/// from --oauth-token-command, or from --oauth-token-url with --oauth-client-id and a refresh
+/// token (--oauth-refresh-token-file or SMIME_ACME_OAUTH_REFRESH_TOKEN). The flags' way to log in
+/// wins over SMIME_ACME_PASSWORD, which wins over the configuration file's; one way per level. Each flag can
 /// also be set in the configuration file: the [server] table for the CA and the
 /// [mailbox."EMAIL"] table for the mail settings.
 ///
@@ -609,6 +621,24 @@ pub struct ObtainArgs {
     /// Run this command (with sh -c) and take the mail password from its first output line
     #[arg(long, value_name = "CMD")]
     pub password_command: Option<String>,
+    /// Log in with OAuth2: run this command (with sh -c) for an access token, its first output line (e.g. `oama access EMAIL`, `mutt_oauth2.py TOKENFILE`, `oauth2l fetch --credentials FILE --scope https://mail.google.com/`); run again when a server refuses the token
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["password_file", "password_command", "oauth_token_url"])]
+    pub oauth_token_command: Option<String>,
+    /// Log in with OAuth2: get access tokens from this token endpoint with a refresh token (https, or http to a loopback host); tokens are cached in the state folder until shortly before they expire
+    #[arg(long, value_name = "URL", conflicts_with_all = ["password_file", "password_command"])]
+    pub oauth_token_url: Option<String>,
+    /// The OAuth2 client ID the refresh token was issued to (with --oauth-token-url)
+    #[arg(long, value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+    /// Read the OAuth2 client secret from this file, for clients that have one (with --oauth-token-url)
+    #[arg(long, value_name = "FILE")]
+    pub oauth_client_secret_file: Option<PathBuf>,
+    /// Read the OAuth2 refresh token from this file (first line; env SMIME_ACME_OAUTH_REFRESH_TOKEN); a new one the endpoint returns is written back to it
+    #[arg(long, value_name = "FILE")]
+    pub oauth_refresh_token_file: Option<PathBuf>,
+    /// SASL mechanism for OAuth2 logins: auto, xoauth2, oauthbearer. auto takes OAUTHBEARER (the standard, RFC 7628) when the server offers it, else XOAUTH2 (the older form Gmail and Microsoft 365 take) [default: auto]
+    #[arg(long, value_name = "MECH", value_parser = crate::mail::oauth::Mechanism::NAMES)]
+    pub oauth_mechanism: Option<String>,
     /// Folders to watch besides INBOX (repeatable; e.g. Junk)
     #[arg(long, value_name = "NAME")]
     pub watch_folder: Vec<String>,

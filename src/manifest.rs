@@ -53,6 +53,12 @@ struct Raw {
     master_separator: Option<String>,
     password_file: Option<std::path::PathBuf>,
     password_command: Option<String>,
+    oauth_mechanism: Option<String>,
+    oauth_token_command: Option<String>,
+    oauth_token_url: Option<String>,
+    oauth_client_id: Option<String>,
+    oauth_client_secret_file: Option<std::path::PathBuf>,
+    oauth_refresh_token_file: Option<std::path::PathBuf>,
     #[serde(default)]
     watch_folder: Vec<String>,
     key_type: Option<String>,
@@ -89,6 +95,12 @@ impl Raw {
             master_separator: self.master_separator.or(d.master_separator),
             password_file: self.password_file.or(d.password_file),
             password_command: self.password_command.or(d.password_command),
+            oauth_mechanism: self.oauth_mechanism.or(d.oauth_mechanism),
+            oauth_token_command: self.oauth_token_command.or(d.oauth_token_command),
+            oauth_token_url: self.oauth_token_url.or(d.oauth_token_url),
+            oauth_client_id: self.oauth_client_id.or(d.oauth_client_id),
+            oauth_client_secret_file: self.oauth_client_secret_file.or(d.oauth_client_secret_file),
+            oauth_refresh_token_file: self.oauth_refresh_token_file.or(d.oauth_refresh_token_file),
             watch_folder: if self.watch_folder.is_empty() {
                 d.watch_folder
             } else {
@@ -129,6 +141,12 @@ impl Raw {
                 master_separator: self.master_separator,
                 password_file: self.password_file,
                 password_command: self.password_command,
+                oauth_mechanism: self.oauth_mechanism,
+                oauth_token_command: self.oauth_token_command,
+                oauth_token_url: self.oauth_token_url,
+                oauth_client_id: self.oauth_client_id,
+                oauth_client_secret_file: self.oauth_client_secret_file,
+                oauth_refresh_token_file: self.oauth_refresh_token_file,
                 watch_folder: self.watch_folder,
                 key_type: self.key_type,
                 usage: self.usage,
@@ -580,6 +598,27 @@ mod tests {
         let unclosed = "email\n\"a@example.test\n";
         assert!(parse_csv(unclosed).is_err());
         assert!(parse_csv("imap\nx\n").is_err());
+    }
+
+    #[test]
+    fn oauth_settings_in_toml_defaults_and_csv_columns() {
+        let text = "[defaults]\noauth-token-url = \"https://idp.test/token\"\noauth-client-id = \"c\"\n\
+                    oauth-mechanism = \"xoauth2\"\n\n[[mailbox]]\nemail = \"a@example.test\"\n\
+                    oauth-refresh-token-file = \"/rt/a\"\n";
+        let entries = parse_toml(text).unwrap();
+        let m = &entries[0].request.mailbox;
+        assert_eq!(m.oauth_token_url.as_deref(), Some("https://idp.test/token"));
+        assert_eq!(m.oauth_client_id.as_deref(), Some("c"));
+        assert_eq!(m.oauth_mechanism.as_deref(), Some("xoauth2"));
+        assert_eq!(m.oauth_refresh_token_file, Some("/rt/a".into()));
+        assert_eq!(entries[0].line_of("oauth-refresh-token-file"), 8);
+        let csv = "email,oauth-token-command,oauth-client-secret-file\na@example.test,oama access a@example.test,/s\n";
+        let m = &parse_csv(csv).unwrap()[0].request.mailbox;
+        assert_eq!(
+            m.oauth_token_command.as_deref(),
+            Some("oama access a@example.test")
+        );
+        assert_eq!(m.oauth_client_secret_file, Some("/s".into()));
     }
 
     #[test]

@@ -152,6 +152,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
          environment of every command smime-acme runs.",
     ),
     (
+        "SMIME_ACME_OAUTH_REFRESH_TOKEN",
+        "The OAuth2 refresh token, when no --oauth-refresh-token-file is given (with \
+         --oauth-token-url). Removed from the environment of every command smime-acme runs.",
+    ),
+    (
         "SMIME_ACME_EMAIL, SMIME_ACME_FOLDER, SMIME_ACME_P12, SMIME_ACME_P12_PASSWORD_FILE, \
          SMIME_ACME_KEY, SMIME_ACME_CERT, SMIME_ACME_CHAIN, SMIME_ACME_FULLCHAIN",
         "Set for a deploy hook: the address, the new certificate's folder and its files (the \

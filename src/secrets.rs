@@ -15,7 +15,11 @@ const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
 /// The environment variables that carry secrets. Commands run by smime-acme (the password
 /// command, deploy hooks) start without them: see [`without_secrets`].
-pub const SECRET_ENV: [&str; 2] = ["SMIME_ACME_PASSWORD", "SMIME_ACME_P12_PASSWORD"];
+pub const SECRET_ENV: [&str; 3] = [
+    "SMIME_ACME_PASSWORD",
+    "SMIME_ACME_P12_PASSWORD",
+    crate::mail::oauth::REFRESH_TOKEN_ENV,
+];
 
 /// `command` with every secret-bearing variable taken out of the environment it inherits.
 pub fn without_secrets(command: &mut Command) -> &mut Command {

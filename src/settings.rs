@@ -62,6 +62,12 @@ pub struct MailboxConfig {
     pub master_separator: Option<String>,
     pub password_file: Option<PathBuf>,
     pub password_command: Option<String>,
+    pub oauth_mechanism: Option<String>,
+    pub oauth_token_command: Option<String>,
+    pub oauth_token_url: Option<String>,
+    pub oauth_client_id: Option<String>,
+    pub oauth_client_secret_file: Option<PathBuf>,
+    pub oauth_refresh_token_file: Option<PathBuf>,
     #[serde(default)]
     pub watch_folder: Vec<String>,
     pub key_type: Option<String>,
@@ -89,6 +95,12 @@ impl std::fmt::Debug for MailboxConfig {
             master_separator,
             password_file,
             password_command,
+            oauth_mechanism,
+            oauth_token_command,
+            oauth_token_url,
+            oauth_client_id,
+            oauth_client_secret_file,
+            oauth_refresh_token_file,
             watch_folder,
             key_type,
             usage,
@@ -114,6 +126,15 @@ impl std::fmt::Debug for MailboxConfig {
                 "password_command",
                 &password_command.as_ref().map(|_| REDACTED),
             )
+            .field("oauth_mechanism", oauth_mechanism)
+            .field(
+                "oauth_token_command",
+                &oauth_token_command.as_ref().map(|_| REDACTED),
+            )
+            .field("oauth_token_url", oauth_token_url)
+            .field("oauth_client_id", oauth_client_id)
+            .field("oauth_client_secret_file", oauth_client_secret_file)
+            .field("oauth_refresh_token_file", oauth_refresh_token_file)
             .field("watch_folder", watch_folder)
             .field("key_type", key_type)
             .field("usage", usage)
@@ -199,6 +220,8 @@ pub struct ObtainSettings {
     /// An administrator logging in on the user's behalf; `password` is then its password.
     pub master: Option<Master>,
     pub password: PasswordSource,
+    /// Log in with OAuth2 access tokens instead of `password` (which is then not read).
+    pub oauth: Option<crate::mail::oauth::OAuthSettings>,
     pub folders: Vec<String>,
     pub key_type: KeyType,
     pub usage: Usage,
@@ -374,6 +397,10 @@ pub fn check_fields(top: &Request) -> Result<(), (&'static str, String)> {
     check::<ChallengeAuth>("challenge-auth", &m.challenge_auth)?;
     check::<JoinChoice>("token-join", &s.token_join)?;
     check::<ChallengeTiming>("challenge-timing", &s.challenge_timing)?;
+    check::<crate::mail::oauth::Mechanism>("oauth-mechanism", &m.oauth_mechanism)?;
+    if let Some(url) = &m.oauth_token_url {
+        crate::mail::oauth::check_token_url(url).map_err(|e| ("oauth-token-url", e))?;
+    }
     for (field, value) in [
         ("imap", &m.imap),
         ("smtp", &m.smtp),
@@ -533,6 +560,18 @@ pub fn obtain(
     } else {
         PasswordSource::Prompt
     };
+    let oauth = crate::mail::oauth::resolve(
+        &oauth_level(args),
+        &oauth_level(mailbox),
+        std::env::var_os("SMIME_ACME_PASSWORD").is_some(),
+    )
+    .map_err(|e| bad(format!("{email}: {e}")))?;
+    if oauth.is_some() && master.is_some() {
+        return Err(bad(
+            "master-user logs in with the administrator's password: it does not go with OAuth2 \
+             (oauth-token-command, oauth-token-url)",
+        ));
+    }
 
     let mut folders = vec!["INBOX".to_owned()];
     for folder in args.watch_folder.iter().chain(&mailbox.watch_folder) {
@@ -599,6 +638,7 @@ pub fn obtain(
         discovery,
         master,
         password,
+        oauth,
         folders,
         key_type,
         usage,
@@ -632,6 +672,19 @@ fn check_autoconfig_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// A level's login settings, for choosing between a password and OAuth2.
+fn oauth_level(m: &MailboxConfig) -> crate::mail::oauth::Level<'_> {
+    crate::mail::oauth::Level {
+        password: m.password_file.is_some() || m.password_command.is_some(),
+        mechanism: m.oauth_mechanism.as_deref(),
+        token_command: m.oauth_token_command.as_deref(),
+        token_url: m.oauth_token_url.as_deref(),
+        client_id: m.oauth_client_id.as_deref(),
+        client_secret_file: m.oauth_client_secret_file.as_ref(),
+        refresh_token_file: m.oauth_refresh_token_file.as_ref(),
+    }
+}
+
 /// The state folder: --state-dir, SMIME_ACME_HOME, or the default.
 pub fn state_dir(named: Option<&Path>) -> Result<PathBuf, SettingsError> {
     named
@@ -655,6 +708,17 @@ pub fn to_config(s: &ObtainSettings) -> ConfigFile {
         PasswordSource::Command(cmd) => (None, Some(cmd.clone())),
         PasswordSource::Env | PasswordSource::Prompt => (None, None),
     };
+    let (password_file, password_command) = match s.oauth {
+        Some(_) => (None, None),
+        None => (password_file, password_command),
+    };
+    use crate::mail::oauth::{RefreshTokenSource, TokenSource};
+    let (mut oauth_token_command, mut grant) = (None, None);
+    match s.oauth.as_ref().map(|o| &o.source) {
+        Some(TokenSource::Command(cmd)) => oauth_token_command = Some(cmd.clone()),
+        Some(TokenSource::Grant(g)) => grant = Some(g),
+        None => {}
+    }
     let mailbox = MailboxConfig {
         imap: s.imap.as_ref().map(Server::to_string),
         imap_security: Some(s.imap_security.to_string()),
@@ -666,6 +730,15 @@ pub fn to_config(s: &ObtainSettings) -> ConfigFile {
         master_separator: s.master.as_ref().and_then(|m| m.separator.clone()),
         password_file,
         password_command,
+        oauth_mechanism: s.oauth.as_ref().map(|o| o.mechanism.to_string()),
+        oauth_token_command,
+        oauth_token_url: grant.map(|g| g.token_url.clone()),
+        oauth_client_id: grant.map(|g| g.client_id.clone()),
+        oauth_client_secret_file: grant.and_then(|g| g.client_secret_file.as_ref().map(absolute)),
+        oauth_refresh_token_file: grant.and_then(|g| match &g.refresh_token {
+            RefreshTokenSource::File(path) => Some(absolute(path)),
+            RefreshTokenSource::Env => None,
+        }),
         watch_folder: s
             .folders
             .iter()
@@ -713,9 +786,28 @@ pub fn for_renewal(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
+    let (table, mut kept_box) = (find(config), find(kept));
+    // A table naming a way to log in replaces the kept one whole (a password by OAuth2, or
+    // the other way round), rather than mixing the two.
+    let table_login = oauth_level(&table);
+    if table_login.password
+        || table_login.token_command.is_some()
+        || table_login.token_url.is_some()
+    {
+        kept_box = MailboxConfig {
+            password_file: None,
+            password_command: None,
+            oauth_token_command: None,
+            oauth_token_url: None,
+            oauth_client_id: None,
+            oauth_client_secret_file: None,
+            oauth_refresh_token_file: None,
+            ..kept_box
+        };
+    }
     let merged = ConfigFile {
         server: layer(&kept.server, &config.server)?,
-        mailbox: BTreeMap::from([(args.email.clone(), layer(&find(config), &find(kept))?)]),
+        mailbox: BTreeMap::from([(args.email.clone(), layer(&table, &kept_box)?)]),
     };
     obtain(common, top, &merged)
 }
@@ -1106,5 +1198,72 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.contains("--imap") && err.contains("TLS"), "{err}");
+    }
+
+    #[test]
+    fn oauth_is_kept_for_renewal_by_where_its_secrets_are() {
+        use crate::mail::oauth::{Mechanism, RefreshTokenSource, TokenSource};
+        let mut first = args("alice@example.test");
+        first.oauth_token_url = Some("https://idp.test/token".into());
+        first.oauth_client_id = Some("client".into());
+        first.oauth_refresh_token_file = Some("relative/rt".into());
+        first.oauth_mechanism = Some("xoauth2".into());
+        let obtained = obtain(&global(), &first.request(), &ConfigFile::default()).unwrap();
+        let kept: ConfigFile =
+            serde_json::from_value(serde_json::to_value(to_config(&obtained)).unwrap()).unwrap();
+        let renew_args = ObtainArgs {
+            email: "alice@example.test".into(),
+            ..Default::default()
+        };
+        let again = for_renewal(
+            &global(),
+            &renew_args.request(),
+            &ConfigFile::default(),
+            &kept,
+        )
+        .unwrap();
+        let oauth = again.oauth.expect("OAuth2 kept");
+        assert_eq!(oauth.mechanism, Mechanism::Xoauth2);
+        let TokenSource::Grant(grant) = &oauth.source else {
+            panic!("{oauth:?}")
+        };
+        assert_eq!(grant.client_id, "client");
+        let RefreshTokenSource::File(path) = &grant.refresh_token else {
+            panic!("{grant:?}")
+        };
+        assert!(path.is_absolute() && path.ends_with("relative/rt"));
+
+        // A password named in the mailbox's table replaces the kept OAuth2 whole.
+        let config: ConfigFile =
+            toml::from_str("[mailbox.\"alice@example.test\"]\npassword-file = \"/pw\"\n").unwrap();
+        let again = for_renewal(&global(), &renew_args.request(), &config, &kept).unwrap();
+        assert!(again.oauth.is_none());
+        assert_eq!(again.password, PasswordSource::File("/pw".into()));
+
+        // Nonsense: an administrator's password with OAuth2; a password and a token command.
+        let mut a = first;
+        a.master_user = Some("admin".into());
+        let err = obtain(&global(), &a.request(), &ConfigFile::default())
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("master-user") && err.contains("OAuth2"),
+            "{err}"
+        );
+        let mut a = args("alice@example.test");
+        a.password_file = Some("/pw".into());
+        a.oauth_token_command = Some("oama access alice@example.test".into());
+        let err = obtain(&global(), &a.request(), &ConfigFile::default())
+            .unwrap_err()
+            .0;
+        assert!(err.contains("--oauth-token-command"), "{err}");
+
+        // The token command, like the password command, stays out of Debug output.
+        let mut a = args("alice@example.test");
+        a.oauth_token_command = Some("vault read -field=token-s3cr3t".into());
+        let s = obtain(&global(), &a.request(), &ConfigFile::default()).unwrap();
+        for shown in [format!("{s:?}"), format!("{:?}", to_config(&s))] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+        }
     }
 }

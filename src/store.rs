@@ -21,6 +21,8 @@
 //!   certs/<name>/forgotten.json         {"at"}: `forget` was run; `renew` skips the address
 //!   locks/<name>.lock                   held while a run works on that mailbox
 //!   locks/account-<server-id>.lock      held while an account is registered or its key changed
+//!   oauth/<hash>.json                   an OAuth2 access token and when to replace it, one per
+//!                                       token endpoint, client and user (the hash of the three)
 //! ```
 //! `<name>` is the address escaped by [`state_name`]: two addresses never share a name, and an
 //! ordinary lowercase address is its own name. State written under the older, lossy names

@@ -236,6 +236,7 @@ fn diagnose(
                 user: &settings.imap_user,
                 password: &credentials.mail_password,
                 master: settings.master.as_ref(),
+                oauth: credentials.oauth.as_deref(),
             };
             match (&settings.imap, &settings.smtp) {
                 (Some(imap), Some(smtp)) => {
@@ -413,6 +414,7 @@ fn check_smtp<'a>(
         user: &settings.smtp_user,
         password: login.password,
         master: settings.master.as_ref(),
+        oauth: login.oauth,
         extra_roots,
     };
     let mut sender = smtp::Sender::new(submission)

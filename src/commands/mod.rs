@@ -66,15 +66,34 @@ impl Outcome {
     }
 }
 
-/// The secrets of one job: the mail password (asked on a terminal when that is its source) and
-/// the PKCS#12 password: the one given (file, environment), else the one kept for the address
-/// (unless `new_p12_password`), else asked on a terminal when `ask_p12`, else none (generated).
+/// The secrets of one job: the mail password (asked on a terminal when that is its source) or
+/// the OAuth2 token source (its client secret and refresh token read now), and the PKCS#12
+/// password: the one given (file, environment), else the one kept for the address (unless
+/// `new_p12_password`), else asked on a terminal when `ask_p12`, else none (generated).
 pub fn credentials(settings: &ObtainSettings, ask_p12: bool) -> Result<Credentials, Error> {
     let user = match &settings.master {
         Some(master) => master.user.as_str(),
         None => settings.imap_user.as_str(),
     };
-    let mail_password = secrets::mail_password(&settings.password, user)?;
+    let oauth = match &settings.oauth {
+        Some(oauth) => {
+            let roots = match &settings.ca_bundle {
+                Some(path) => crate::tls::load_bundle(path)?,
+                None => Vec::new(),
+            };
+            Some(std::sync::Arc::new(crate::mail::tokens::Tokens::new(
+                oauth,
+                &settings.imap_user,
+                &settings.state_dir,
+                crate::tls::client_config(&roots),
+            )?))
+        }
+        None => None,
+    };
+    let mail_password = match oauth {
+        Some(_) => String::new(),
+        None => secrets::mail_password(&settings.password, user)?,
+    };
     let given = secrets::p12_password(settings.p12_password_file.as_deref(), false)?;
     let kept = Store::new(&settings.state_dir).p12_password_file(&settings.email);
     let (p12_password, p12_kept) = match given {
@@ -87,6 +106,7 @@ pub fn credentials(settings: &ObtainSettings, ask_p12: bool) -> Result<Credentia
     };
     Ok(Credentials {
         mail_password,
+        oauth,
         p12_password,
         p12_kept,
     })
@@ -156,6 +176,7 @@ pub fn discover_mail(
         imap_user: d.imap_user_given.then_some(settings.imap_user.as_str()),
         smtp_user: d.smtp_user_given.then_some(settings.smtp_user.as_str()),
         password: &credentials.mail_password,
+        oauth: credentials.oauth.clone(),
         master: settings.master.as_ref(),
         autoconfig_url: d.autoconfig_url.as_deref(),
         dns_server: settings.dns_server,

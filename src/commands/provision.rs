@@ -232,6 +232,8 @@ fn resolve(
         let (m, c) = (&entry.request.mailbox, &entry.request.server);
         let files = [
             ("password-file", &m.password_file),
+            ("oauth-client-secret-file", &m.oauth_client_secret_file),
+            ("oauth-refresh-token-file", &m.oauth_refresh_token_file),
             ("p12-password-file", &m.p12_password_file),
             ("ca-bundle", &c.ca_bundle),
             ("eab-hmac-key-file", &c.eab_hmac_key_file),
@@ -254,7 +256,7 @@ fn resolve(
             ..entry.request.clone()
         };
         match settings::obtain(&global.common(), &request, config) {
-            Ok(s) if s.password == PasswordSource::Prompt => problems.push(problem(
+            Ok(s) if s.password == PasswordSource::Prompt && s.oauth.is_none() => problems.push(problem(
                 "password-file",
                 format!(
                     "no password for {}: give password-file or password-command (nothing is asked \

@@ -215,7 +215,10 @@ fn renew_one(
         })?);
         settings.key_type = held.info.key_type.parse().map_err(Error::Usage)?;
     }
-    if args.jobs > 1 && settings.password == settings::PasswordSource::Prompt {
+    if args.jobs > 1
+        && settings.password == settings::PasswordSource::Prompt
+        && settings.oauth.is_none()
+    {
         return Err(Error::Usage(format!(
             "no password source kept for {email}, and nothing is asked on a terminal with --jobs: \
              set password-file or password-command in its [mailbox] table"

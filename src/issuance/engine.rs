@@ -115,6 +115,8 @@ impl std::fmt::Debug for Job<'_> {
 pub struct Credentials {
     /// The mailbox's password, or the administrator's for a master-user login.
     pub mail_password: String,
+    /// OAuth2 access tokens to log in with instead of the password.
+    pub oauth: Option<std::sync::Arc<crate::mail::tokens::Tokens>>,
     /// The PKCS#12 password; None: one is generated. A generated or kept one is written beside
     /// the bundle; every one is kept for the address, so that renewals reuse it.
     pub p12_password: Option<String>,
@@ -198,6 +200,17 @@ pub fn issue(
         user: &settings.imap_user,
         password: &credentials.mail_password,
         master: settings.master.as_ref(),
+        oauth: credentials.oauth.as_deref(),
+    };
+    // What the token source did that the user should hear of (a replaced refresh token).
+    let token_notes = || {
+        for (warning, text) in credentials.oauth.iter().flat_map(|t| t.take_notes()) {
+            if warning {
+                out.warn(&text);
+            } else {
+                out.info(&text);
+            }
+        }
     };
     let pending_path = store.pending_file(&settings.email);
     let ctx = Ctx {
@@ -244,7 +257,11 @@ pub fn issue(
                 "does not offer"
             }
         ));
+        if let Some(mechanism) = opened.oauth_mechanism() {
+            out.debug(&format!("IMAP login with an OAuth2 token by {mechanism}"));
+        }
         mailbox = Some(opened);
+        token_notes();
     }
     // Logged in to SMTP before the authorization is fetched: when the mail comes, only the
     // message transfer is left (a CA may send the mail as soon as it hands out the challenge).
@@ -254,6 +271,7 @@ pub fn issue(
         user: &settings.smtp_user,
         password: &credentials.mail_password,
         master: settings.master.as_ref(),
+        oauth: credentials.oauth.as_deref(),
         extra_roots: &extra_roots,
     })
     .until(deadline)
@@ -279,6 +297,7 @@ pub fn issue(
             Err(e @ MailError::Connect { .. }) => out.warn(&format!("{e}; trying again later")),
             other => other?,
         }
+        token_notes();
     }
     let mut key_pkcs8 = None;
     let chain = loop {
@@ -328,6 +347,7 @@ pub fn issue(
     if let Some(mailbox) = mailbox.take() {
         mailbox.logout();
     }
+    token_notes();
     let pkcs8 = saved_key(&ctx, &mut key_pkcs8)?;
     let mut issued = save(&ctx, &chain, &pkcs8, credentials)?;
     // The certificate is saved: a journal that stays behind is found done by the next run.

@@ -289,6 +289,10 @@ pub fn reconnect(
             Err(e @ MailError::Login { .. }) if !e.to_string().contains("UNAVAILABLE") => {
                 return Err(e.into());
             }
+            // No access token: only a token endpoint that cannot be reached is waited for.
+            Err(e @ MailError::Token(_)) if !e.is_transient_token_failure() => {
+                return Err(e.into());
+            }
             Err(e) => {
                 ctx.timed_out(&format!("the IMAP server stayed unreachable ({e})"))?;
                 ctx.out

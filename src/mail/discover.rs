@@ -39,6 +39,8 @@ pub struct Search<'a> {
     pub imap_user: Option<&'a str>,
     pub smtp_user: Option<&'a str>,
     pub password: &'a str,
+    /// Log in with OAuth2 tokens instead of the password.
+    pub oauth: Option<Arc<super::tokens::Tokens>>,
     pub master: Option<&'a Master>,
     /// `autoconfig-url`: fetched instead of the domain's own places.
     pub autoconfig_url: Option<&'a str>,
@@ -377,6 +379,7 @@ impl State<'_, '_> {
         let security = candidate.security;
         let (user, password) = (user.to_owned(), self.search.password.to_owned());
         let master = self.search.master.cloned();
+        let oauth = self.search.oauth.clone();
         let (tls, dns) = (Arc::clone(&self.search.tls), self.search.dns_server);
         let roots = self.search.extra_roots.to_vec();
         let timed_out = || MailError::Connect {
@@ -388,6 +391,7 @@ impl State<'_, '_> {
                 user: &user,
                 password: &password,
                 master: master.as_ref(),
+                oauth: oauth.as_deref(),
             };
             match protocol {
                 Protocol::Imap => {
@@ -401,6 +405,7 @@ impl State<'_, '_> {
                         user: &user,
                         password: &password,
                         master: master.as_ref(),
+                        oauth: oauth.as_deref(),
                         extra_roots: &roots,
                     })
                     .until(limit)
@@ -493,6 +498,7 @@ mod tests {
             imap_user: None,
             smtp_user: None,
             password: "secret-password",
+            oauth: None,
             master: None,
             autoconfig_url: None,
             dns_server: None,

@@ -268,6 +268,8 @@ pub struct Mailbox {
     session: imap::Session<Stream>,
     server: String,
     idle: bool,
+    /// The SASL mechanism of an OAuth2 login.
+    oauth_mechanism: Option<&'static str>,
 }
 
 /// What [`Mailbox::new_headers`] found: (UID, header block) of each new message, oldest
@@ -307,6 +309,7 @@ impl Mailbox {
             user,
             password,
             master: None,
+            oauth: None,
         };
         Mailbox::open_as(server, security, tls, login, limit)
     }
@@ -338,11 +341,18 @@ impl Mailbox {
             user: login.describe(),
             reason: e.to_string(),
         };
-        let mut session = match login.plain_with_authzid() {
-            Some(message) => client
+        let mut oauth_mechanism = None;
+        let mut session = match (login.oauth, login.plain_with_authzid()) {
+            (Some(tokens), _) => {
+                let (session, sasl) = oauth_login(client, server, login.user, tokens)
+                    .map_err(|e| e.into_mail_error(server, &login))?;
+                oauth_mechanism = Some(sasl.name());
+                session
+            }
+            (None, Some(message)) => client
                 .authenticate("PLAIN", &Plain(message))
                 .map_err(|(e, _)| refused(e))?,
-            None => client
+            (None, None) => client
                 .login(login.login_name(), login.password)
                 .map_err(|(e, _)| refused(e))?,
         };
@@ -354,6 +364,7 @@ impl Mailbox {
             session,
             server: server.to_string(),
             idle,
+            oauth_mechanism,
         })
     }
 
@@ -362,6 +373,11 @@ impl Mailbox {
             server: self.server.clone(),
             reason: e.to_string(),
         }
+    }
+
+    /// The SASL mechanism that carried the OAuth2 token, for an OAuth2 login.
+    pub fn oauth_mechanism(&self) -> Option<&'static str> {
+        self.oauth_mechanism
     }
 
     /// Whether the server offers IDLE.
@@ -533,5 +549,94 @@ impl imap::Authenticator for Plain {
 
     fn process(&self, _challenge: &[u8]) -> Vec<u8> {
         self.0.clone()
+    }
+}
+
+/// An OAuth2 login that failed.
+enum OAuthFailure {
+    Refused(String),
+    Token(super::tokens::TokenError),
+}
+
+impl OAuthFailure {
+    fn into_mail_error(self, server: &Server, login: &Login<'_>) -> MailError {
+        match self {
+            OAuthFailure::Refused(reason) => MailError::Login {
+                server: server.to_string(),
+                user: login.describe(),
+                reason,
+            },
+            OAuthFailure::Token(e) => e.into(),
+        }
+    }
+}
+
+/// AUTHENTICATE with an access token, by the mechanism the settings and the server's
+/// capabilities pick; a refused token is replaced once and tried again.
+fn oauth_login(
+    mut client: imap::Client<Stream>,
+    server: &Server,
+    user: &str,
+    tokens: &super::tokens::Tokens,
+) -> Result<(imap::Session<Stream>, super::oauth::Sasl), OAuthFailure> {
+    let offered: Vec<String> = match client.capabilities() {
+        Ok(caps) => ["OAUTHBEARER", "XOAUTH2"]
+            .into_iter()
+            .filter(|m| caps.has_str(format!("AUTH={m}")))
+            .map(str::to_owned)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let sasl = tokens
+        .mechanism()
+        .choose(&offered)
+        .map_err(OAuthFailure::Refused)?;
+    let mut token = tokens.token().map_err(OAuthFailure::Token)?;
+    let mut tried = false;
+    loop {
+        let exchange = OAuthExchange {
+            initial: sasl.initial_response(user, &token, server),
+            error_response: sasl.error_response(),
+            started: std::cell::Cell::new(false),
+            challenge: std::cell::RefCell::new(None),
+        };
+        match client.authenticate(sasl.name(), &exchange) {
+            Ok(session) => return Ok((session, sasl)),
+            Err((imap::Error::No(_), back)) if !tried => {
+                tried = true;
+                client = back;
+                token = tokens.renew(&token).map_err(OAuthFailure::Token)?;
+            }
+            Err((e, _)) => {
+                let said = exchange
+                    .challenge
+                    .take()
+                    .map(|c| format!(" ({})", super::oauth::describe_challenge(&c)))
+                    .unwrap_or_default();
+                return Err(OAuthFailure::Refused(format!("{} {e}{said}", sasl.name())));
+            }
+        }
+    }
+}
+
+/// One XOAUTH2 or OAUTHBEARER exchange: the token message to the first (empty) challenge; a
+/// second challenge is the server's error report, answered as the mechanism requires so that
+/// the server ends with a failure.
+struct OAuthExchange {
+    initial: Vec<u8>,
+    error_response: &'static [u8],
+    started: std::cell::Cell<bool>,
+    challenge: std::cell::RefCell<Option<Vec<u8>>>,
+}
+
+impl imap::Authenticator for OAuthExchange {
+    type Response = Vec<u8>;
+
+    fn process(&self, challenge: &[u8]) -> Vec<u8> {
+        if !self.started.replace(true) {
+            return self.initial.clone();
+        }
+        *self.challenge.borrow_mut() = Some(challenge[..challenge.len().min(1024)].to_vec());
+        self.error_response.to_vec()
     }
 }

@@ -1,13 +1,16 @@
-//! Mail adapters: IMAP (watching for the challenge), SMTP submission (the reply), and DKIM
-//! verification with DNS. These do IO; the decisions live in `challenge`.
+//! Mail adapters: IMAP (watching for the challenge), SMTP submission (the reply), DKIM
+//! verification with DNS, and OAuth2 logins (`oauth`: the SASL messages and settings, pure;
+//! `tokens`: the access tokens). These do IO; the decisions live in `challenge`.
 
 pub mod autoconfig;
 pub mod candidates;
 pub mod discover;
 pub mod dkim;
 pub mod imap;
+pub mod oauth;
 pub mod resolve;
 pub mod smtp;
+pub mod tokens;
 
 use std::fmt;
 
@@ -48,6 +51,8 @@ pub struct Login<'a> {
     pub user: &'a str,
     pub password: &'a str,
     pub master: Option<&'a Master>,
+    /// Log in with an OAuth2 access token from here instead of the password.
+    pub oauth: Option<&'a tokens::Tokens>,
 }
 
 impl Login<'_> {
@@ -77,6 +82,7 @@ impl Login<'_> {
     pub fn describe(&self) -> String {
         match self.master {
             Some(master) => format!("{} (through {})", self.user, master.user),
+            None if self.oauth.is_some() => format!("{} (OAuth2)", self.user),
             None => self.user.to_owned(),
         }
     }
@@ -87,6 +93,7 @@ impl fmt::Debug for Login<'_> {
         f.debug_struct("Login")
             .field("user", &self.user)
             .field("master", &self.master)
+            .field("oauth", &self.oauth.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +113,17 @@ pub enum MailError {
     Protocol { server: String, reason: String },
     #[error("{server} did not accept the reply: {reason}")]
     Send { server: String, reason: String },
+    /// No OAuth2 access token to log in with.
+    #[error(transparent)]
+    Token(#[from] tokens::TokenError),
+}
+
+impl MailError {
+    /// Whether this is a token endpoint that could not be reached or answered garbage (worth
+    /// trying again later), rather than a refused refresh token, client, or failed command.
+    pub fn is_transient_token_failure(&self) -> bool {
+        matches!(self, MailError::Token(tokens::TokenError::Endpoint { .. }))
+    }
 }
 
 /// A server address: host and port.

@@ -22,6 +22,8 @@ pub struct Submission<'a> {
     pub password: &'a str,
     /// Log in as this administrator on `user`'s behalf, with its password.
     pub master: Option<&'a super::Master>,
+    /// Log in with an OAuth2 access token from here instead of the password.
+    pub oauth: Option<&'a super::tokens::Tokens>,
     /// Roots to trust beyond the system's (`--ca-bundle`).
     pub extra_roots: &'a [CertificateDer<'static>],
 }
@@ -33,6 +35,7 @@ impl std::fmt::Debug for Submission<'_> {
             .field("security", &self.security)
             .field("user", &self.user)
             .field("master", &self.master)
+            .field("oauth", &self.oauth.is_some())
             .field("password", &"<redacted>")
             .finish_non_exhaustive()
     }
@@ -138,6 +141,7 @@ impl<'a> Sender<'a> {
             None => {
                 open(&self.submission, self.deadline, self.dns_server).map_err(|e| match e {
                     MailError::Login { .. } => SendError::Refused(e),
+                    MailError::Token(_) if !e.is_transient_token_failure() => SendError::Refused(e),
                     e => SendError::NotSent(e),
                 })?
             }
@@ -283,6 +287,7 @@ fn open(
         user: submission.user,
         password: submission.password,
         master: submission.master,
+        oauth: submission.oauth,
     };
     let refused = |e: lettre::transport::smtp::Error| {
         // 454 and other 4xx: the server cannot check the password now; try again later.
@@ -296,11 +301,44 @@ fn open(
             }
         }
     };
-    match login.plain_with_authzid() {
-        Some(message) => {
+    match (submission.oauth, login.plain_with_authzid()) {
+        (Some(tokens), _) => {
+            let refused_for = |reason: String| MailError::Login {
+                server: server.clone(),
+                user: login.describe(),
+                reason,
+            };
+            let offered = connection
+                .command(lettre::transport::smtp::commands::Ehlo::new(helo.clone()))
+                .map(|ehlo| offered_mechanisms(ehlo.message()))
+                .map_err(|e| connect_err(error_chain(&e)))?;
+            let sasl = tokens.mechanism().choose(&offered).map_err(refused_for)?;
+            let mut token = tokens.token()?;
+            let mut tried = false;
+            loop {
+                let message = sasl.initial_response(submission.user, &token, submission.server);
+                match oauth_exchange(&mut connection, sasl, message) {
+                    Ok(()) => break,
+                    Err((e, _)) if e.is_permanent() && !tried => {
+                        tried = true;
+                        token = tokens.renew(&token)?;
+                    }
+                    Err((e, said)) if e.is_permanent() => {
+                        let said = said.map(|s| format!(" ({s})")).unwrap_or_default();
+                        return Err(refused_for(format!(
+                            "{} {}{said}",
+                            sasl.name(),
+                            error_chain(&e)
+                        )));
+                    }
+                    Err((e, _)) => return Err(refused(e)),
+                }
+            }
+        }
+        (None, Some(message)) => {
             connection.command(AuthPlain(message)).map_err(refused)?;
         }
-        None => {
+        (None, None) => {
             let credentials = Credentials::new(login.login_name(), submission.password.to_owned());
             connection
                 .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
@@ -320,6 +358,67 @@ impl std::fmt::Display for AuthPlain {
         let encoded = base64::engine::general_purpose::STANDARD.encode(&self.0);
         write!(f, "AUTH PLAIN {encoded}\r\n")
     }
+}
+
+/// `AUTH XOAUTH2` or `AUTH OAUTHBEARER` with the token message on the command line; an error
+/// challenge (334) is answered as the mechanism requires, and the server's final refusal
+/// returned with what the challenge said.
+fn oauth_exchange(
+    connection: &mut SmtpConnection,
+    sasl: super::oauth::Sasl,
+    message: Vec<u8>,
+) -> Result<(), (lettre::transport::smtp::Error, Option<String>)> {
+    let response = connection
+        .command(SaslCommand {
+            mechanism: Some(sasl.name()),
+            data: message,
+        })
+        .map_err(|e| (e, None))?;
+    if response.has_code(334) {
+        use base64::Engine;
+        let challenge = response.message().next().unwrap_or_default();
+        let said = base64::engine::general_purpose::STANDARD
+            .decode(challenge.trim())
+            .map(|c| super::oauth::describe_challenge(&c))
+            .ok();
+        connection
+            .command(SaslCommand {
+                mechanism: None,
+                data: sasl.error_response().to_vec(),
+            })
+            .map_err(|e| (e, said))?;
+    }
+    Ok(())
+}
+
+/// An AUTH command with its initial response (`mechanism`), or a response to a challenge.
+struct SaslCommand {
+    mechanism: Option<&'static str>,
+    data: Vec<u8>,
+}
+
+impl std::fmt::Display for SaslCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&self.data);
+        match self.mechanism {
+            Some(name) => write!(f, "AUTH {name} {encoded}\r\n"),
+            None => write!(f, "{encoded}\r\n"),
+        }
+    }
+}
+
+/// The SASL mechanisms an EHLO answer offers (its `AUTH` lines, also the old `AUTH=` form).
+fn offered_mechanisms<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
+    lines
+        .filter_map(|line| {
+            let (keyword, rest) = line.split_at(line.len().min(5));
+            (keyword.eq_ignore_ascii_case("AUTH ") || keyword.eq_ignore_ascii_case("AUTH="))
+                .then_some(rest)
+        })
+        .flat_map(str::split_whitespace)
+        .map(str::to_ascii_uppercase)
+        .collect()
 }
 
 /// A server's 4xx means "not now": nothing was accepted. A 5xx is final. A connection lost
@@ -361,7 +460,45 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::data_block;
+    use super::{SaslCommand, data_block, offered_mechanisms};
+
+    #[test]
+    fn ehlo_answers_name_their_mechanisms() {
+        let lines = [
+            "mail.example.test",
+            "PIPELINING",
+            "AUTH PLAIN LOGIN XOAUTH2 oauthbearer",
+            "AUTH=LOGIN",
+            "AUTHX FOO",
+            "8BITMIME",
+        ];
+        assert_eq!(
+            offered_mechanisms(lines.into_iter()),
+            ["PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER", "LOGIN"]
+        );
+        assert!(offered_mechanisms(["AUTH", "A"].into_iter()).is_empty());
+    }
+
+    #[test]
+    fn sasl_commands_carry_base64() {
+        let auth = SaslCommand {
+            mechanism: Some("XOAUTH2"),
+            data: b"user=a\x01auth=Bearer t\x01\x01".to_vec(),
+        };
+        assert_eq!(
+            auth.to_string(),
+            "AUTH XOAUTH2 dXNlcj1hAWF1dGg9QmVhcmVyIHQBAQ==\r\n"
+        );
+        let error_reply = |data: &[u8]| {
+            SaslCommand {
+                mechanism: None,
+                data: data.to_vec(),
+            }
+            .to_string()
+        };
+        assert_eq!(error_reply(b""), "\r\n");
+        assert_eq!(error_reply(b"\x01"), "AQ==\r\n");
+    }
 
     #[test]
     fn data_blocks_double_leading_dots_and_end_once() {

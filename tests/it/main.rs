@@ -12,6 +12,7 @@ mod install;
 mod learned;
 mod lifecycle;
 mod mailbox;
+mod oauth;
 mod obtain;
 mod provision;
 mod smoke;

@@ -183,6 +183,7 @@ pub fn submit(
         user,
         password: &password,
         master: None,
+        oauth: None,
         extra_roots: &roots,
     };
     smtp::send(&submission, envelope.0, envelope.1, raw)?;

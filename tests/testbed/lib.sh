@@ -29,6 +29,8 @@ TB_PORT_POLICY=$((TB_BASE + 60))
 TB_PORT_SUBMISSIONS_UNSIGNED=$((TB_BASE + 467))
 TB_PORT_ACME=$((TB_BASE + 443))
 TB_PORT_ACME_EAB=$((TB_BASE + 444))
+# The OAuth2 token and introspection endpoint (tests/fake/oauth_server.py), plain HTTP.
+TB_PORT_OAUTH=$((TB_BASE + 80))
 # The OpenDKIM milters listen on UNIX sockets here (rsa.sock, ed.sock, verify.sock).
 TB_MILTERS=$TB_STATE/dkim/milter
 
