@@ -57,14 +57,26 @@ impl Output {
         }
     }
 
-    /// Also appends each log line, timestamped, to `path` (created 0600 when new).
+    /// Also appends each log line, timestamped, to `path` (created 0600 when new, made 0600 when
+    /// not). A symbolic link is refused: the log goes to the file named, not where a link set by
+    /// someone else points.
     pub fn with_log_file(mut self, path: &Path) -> std::io::Result<Output> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(std::io::Error::other("it is a symbolic link"));
+        }
         let file = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o600)
             .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::other("it is not a regular file"));
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
         self.log = Some(Mutex::new(file));
         Ok(self)
     }

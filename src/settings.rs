@@ -530,6 +530,15 @@ pub fn obtain(
     if master.is_none() && pick(&args.master_separator, &mailbox.master_separator).is_some() {
         return Err(bad("master-separator is set without master-user"));
     }
+    // The administrator's password opens every mailbox: it goes only to servers named by the
+    // user, never to ones found from the address (whose domain an address typed wrong, or
+    // edited by its owner in a manifest, would choose).
+    if master.is_some() && (imap.is_none() || smtp.is_none()) {
+        return Err(bad(format!(
+            "with master-user, name the mail servers for {email} (imap and smtp): the \
+             administrator's password is not sent to servers found from the address"
+        )));
+    }
     // Names go into SASL messages and login commands: no control characters (NUL would shift
     // the fields of SASL PLAIN).
     let names = [
@@ -1155,6 +1164,22 @@ mod tests {
         assert_eq!(again.server, "https://ca.test/dir");
         assert_eq!(again.imap.as_ref().unwrap().host, "imap.example.test");
         assert_eq!(again.key_type, KeyType::P384);
+    }
+
+    #[test]
+    fn an_administrators_password_never_goes_to_discovered_servers() {
+        let mut a = args("alice@example.test");
+        a.imap = None;
+        a.master_user = Some("admin".into());
+        let err = obtain(&global(), &a.request(), &ConfigFile::default())
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("master-user") && err.contains("imap and smtp"),
+            "{err}"
+        );
+        a.imap = Some("imap.example.test".into());
+        assert!(obtain(&global(), &a.request(), &ConfigFile::default()).is_ok());
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //!   certs/<name>/current                the name of the newest certificate folder
 //!   certs/<name>/settings.json          the settings of the last issuance, reused by `renew`
 //!   certs/<name>/p12-password           the PKCS#12 password of the last bundle, reused by renewals
+//!   certs/<name>/p12-password.chosen    present when the user chose it (never written elsewhere)
 //!   certs/<name>/forgotten.json         {"at"}: `forget` was run; `renew` skips the address
 //!   locks/<name>.lock                   held while a run works on that mailbox
 //!   locks/account-<server-id>.lock      held while an account is registered or its key changed
@@ -374,6 +375,14 @@ pub fn create_dirs(dir: &Path) -> Result<(), StoreError> {
             path: dir.to_owned(),
             source,
         })
+}
+
+/// Beside a kept password file: present when the user chose that password (it is then never
+/// written anywhere else).
+pub fn chosen_marker(password_file: &Path) -> PathBuf {
+    let mut name = password_file.file_name().unwrap_or_default().to_os_string();
+    name.push(".chosen");
+    password_file.with_file_name(name)
 }
 
 /// `PATH.password`: where the password of a bundle written to PATH goes.

@@ -154,7 +154,6 @@ fn diagnose(
     out: &Output,
     report: &mut Report,
 ) {
-    out.phase("resolving the settings");
     let mut settings = match settings::obtain(common, request, config) {
         Ok(settings) => settings,
         Err(e) => {
@@ -200,6 +199,29 @@ fn diagnose(
         ),
     }
 
+    // Before any progress display: finding the servers may ask a question on the terminal.
+    if let Ok(credentials) = &credentials
+        && settings.needs_discovery()
+    {
+        let email = settings.email.clone();
+        let reporter = Reporter {
+            events: out,
+            email: &email,
+        };
+        let ask = std::io::stdin().is_terminal();
+        match super::discover_mail(&mut settings, credentials, reporter, ask) {
+            Ok(found) => {
+                let found: Vec<String> = found.iter().map(|f| f.describe()).collect();
+                report.pass("mail servers", found.join("; "));
+            }
+            Err(e) => report.error(
+                "mail servers",
+                &e,
+                "give --imap HOST[:PORT] and --smtp HOST[:PORT]",
+            ),
+        }
+    }
+
     let deadline = Instant::now() + settings.timeout.min(Duration::from_secs(600));
     out.phase(&format!("contacting the CA at {}", settings.server));
     let store = crate::store::Store::new(&settings.state_dir);
@@ -212,26 +234,6 @@ fn diagnose(
     let tls = crate::tls::client_config(&extra_roots);
     match &credentials {
         Ok(credentials) => {
-            if settings.needs_discovery() {
-                out.phase("looking for the mail servers");
-                let email = settings.email.clone();
-                let reporter = Reporter {
-                    events: out,
-                    email: &email,
-                };
-                let ask = std::io::stdin().is_terminal();
-                match super::discover_mail(&mut settings, credentials, reporter, ask) {
-                    Ok(found) => {
-                        let found: Vec<String> = found.iter().map(|f| f.describe()).collect();
-                        report.pass("mail servers", found.join("; "));
-                    }
-                    Err(e) => report.error(
-                        "mail servers",
-                        &e,
-                        "give --imap HOST[:PORT] and --smtp HOST[:PORT]",
-                    ),
-                }
-            }
             let login = Login {
                 user: &settings.imap_user,
                 password: &credentials.mail_password,

@@ -58,7 +58,10 @@ pub fn run(global: &GlobalArgs, args: &ForgetArgs) -> Result<Outcome, Error> {
             std::fs::remove_dir_all(&doomed).map_err(fail)?;
         }
         return Ok(Outcome::one(
-            format!("Forgot {email}: everything kept for it is removed.\n"),
+            format!(
+                "Forgot {email}: its certificates, keys, settings and any issuance in progress are \
+                 removed from the state folder (copies written with --out stay).\n"
+            ),
             json!({"status": "forgotten", "email": email, "purged": true}),
         ));
     }

@@ -96,19 +96,24 @@ pub fn credentials(settings: &ObtainSettings, ask_p12: bool) -> Result<Credentia
     };
     let given = secrets::p12_password(settings.p12_password_file.as_deref(), false)?;
     let kept = Store::new(&settings.state_dir).p12_password_file(&settings.email);
-    let (p12_password, p12_kept) = match given {
-        Some(password) => (Some(password), false),
+    let (p12_password, p12_kept, p12_chosen) = match given {
+        Some(password) => (Some(password), false, true),
         None if !settings.new_p12_password && kept.exists() => (
             Some(secrets::from_file("kept PKCS#12 password", &kept)?),
             true,
+            crate::store::chosen_marker(&kept).exists(),
         ),
-        None => (secrets::p12_password(None, ask_p12)?, false),
+        None => match secrets::p12_password(None, ask_p12)? {
+            Some(typed) => (Some(typed), false, true),
+            None => (None, false, false),
+        },
     };
     Ok(Credentials {
         mail_password,
         oauth,
         p12_password,
         p12_kept,
+        p12_chosen,
     })
 }
 

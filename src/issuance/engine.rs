@@ -117,11 +117,14 @@ pub struct Credentials {
     pub mail_password: String,
     /// OAuth2 access tokens to log in with instead of the password.
     pub oauth: Option<std::sync::Arc<crate::mail::tokens::Tokens>>,
-    /// The PKCS#12 password; None: one is generated. A generated or kept one is written beside
-    /// the bundle; every one is kept for the address, so that renewals reuse it.
+    /// The PKCS#12 password; None: one is generated. Every one is kept for the address, so that
+    /// renewals reuse it; a generated one (also when kept) is written beside the bundle too.
     pub p12_password: Option<String>,
     /// `p12_password` is the one kept for the address (not given for this run).
     pub p12_kept: bool,
+    /// `p12_password` was chosen by the user (given now, or given once and kept): never written
+    /// anywhere but the state folder's kept copy.
+    pub p12_chosen: bool,
 }
 
 impl std::fmt::Debug for Credentials {

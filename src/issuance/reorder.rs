@@ -13,7 +13,11 @@ use crate::acme::types::{Authorization, Status};
 /// Decides the join this order's replies use, and says where it comes from.
 pub(super) fn choose_join(ctx: &Ctx<'_>, pending: &mut Pending) {
     let settings = ctx.settings;
+    // Once a reply has gone out, the order keeps the join it was answered with, whatever this
+    // run was told: a validation then proves that join, not the one given now.
+    let answered = pending.answers.iter().any(|a| a.gone_out());
     let (join, source) = match (settings.token_join.fixed(), pending.token_join) {
+        (_, Some(join)) if answered => (join, Source::Order),
         (None, Some(join)) if pending.rejected_join.is_some() => (join, Source::Retry),
         (None, Some(join)) => (join, Source::Order),
         _ => {

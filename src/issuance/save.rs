@@ -80,10 +80,10 @@ pub(super) fn save(
             credentials.p12_kept,
         ));
     }
-    // A generated or kept password is written beside the bundle; one given for this run is the
-    // user's to know.
+    // A generated password is written beside the bundle (also when it is the kept one); one the
+    // user chose is theirs to know and stays in the state folder's kept copy only.
     let (password, beside) = match &credentials.p12_password {
-        Some(p) => (p.clone(), credentials.p12_kept),
+        Some(p) => (p.clone(), !credentials.p12_chosen),
         None => (secrets::generate_password(), true),
     };
     let p12 = bundle::pkcs12(
@@ -124,10 +124,14 @@ pub(super) fn save(
             store::write_atomic(&store::password_path(out_path), password_line.as_bytes())?;
         }
     }
-    store::write_atomic(
-        &ctx.store.p12_password_file(&settings.email),
-        password_line.as_bytes(),
-    )?;
+    let kept = ctx.store.p12_password_file(&settings.email);
+    store::write_atomic(&kept, password_line.as_bytes())?;
+    let chosen = store::chosen_marker(&kept);
+    if credentials.p12_chosen {
+        store::write_atomic(&chosen, b"")?;
+    } else {
+        store::remove(&chosen)?;
+    }
     keep_settings(ctx)?;
     store::write_atomic(
         &certs.join("current"),

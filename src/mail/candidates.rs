@@ -124,10 +124,29 @@ pub fn in_domain(host: &str, domain: &str) -> bool {
                 .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1))
 }
 
-/// The trust policy: the password goes without asking to a host in the address's domain, or to
-/// one an authenticated source names; any other host is [`Trust::Unverified`].
+/// Whether `host` is the domain itself or one of the usual mail host names under it (`imap.`,
+/// `smtp.`, `mail.`): the names a guess would try anyway.
+fn usual_host(host: &str, domain: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    ["", "imap.", "smtp.", "mail."]
+        .iter()
+        .any(|prefix| host == format!("{prefix}{domain}"))
+}
+
+/// The trust policy: the password goes without asking to a host an authenticated source names
+/// (then [`Trust::InDomain`] or [`Trust::Authenticated`]), and to a host in the address's domain
+/// found by a guess. A DNS SRV answer (unauthenticated: a spoofer could name any host of the
+/// domain that has a certificate, a student's web server for one) is trusted without asking
+/// only for the domain itself and its usual mail host names; any other host is
+/// [`Trust::Unverified`].
 pub fn trust(candidate: &Candidate, domain: &str) -> Trust {
-    if in_domain(&candidate.server.host, domain) {
+    let host = &candidate.server.host;
+    let in_domain = match candidate.source {
+        Source::Srv(_) => usual_host(host, domain),
+        Source::Autoconfig { .. } | Source::Guess => in_domain(host, domain),
+    };
+    if in_domain {
         Trust::InDomain
     } else if candidate.source.authenticated() {
         Trust::Authenticated
@@ -386,8 +405,28 @@ mod tests {
             Trust::InDomain
         );
         assert_eq!(
-            trust(&candidate("imap.gmail.com", srv), "example.com"),
+            trust(&candidate("imap.gmail.com", srv.clone()), "example.com"),
             Trust::Unverified
+        );
+        // Under the domain but not a usual mail host: a spoofed SRV answer could name any
+        // host of the domain with a certificate.
+        assert_eq!(
+            trust(
+                &candidate("student.example.com", srv.clone()),
+                "example.com"
+            ),
+            Trust::Unverified
+        );
+        assert_eq!(
+            trust(&candidate("example.com", srv), "example.com"),
+            Trust::InDomain
+        );
+        assert_eq!(
+            trust(
+                &candidate("imap4.example.com", Source::Guess),
+                "example.com"
+            ),
+            Trust::InDomain
         );
         assert_eq!(
             trust(&candidate("imap.gmail.com", Source::Guess), "example.com"),

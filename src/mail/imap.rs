@@ -555,6 +555,8 @@ impl imap::Authenticator for Plain {
 /// An OAuth2 login that failed.
 enum OAuthFailure {
     Refused(String),
+    /// The server offers neither OAuth2 mechanism: it refused nothing.
+    NotOffered(String),
     Token(super::tokens::TokenError),
 }
 
@@ -564,6 +566,10 @@ impl OAuthFailure {
             OAuthFailure::Refused(reason) => MailError::Login {
                 server: server.to_string(),
                 user: login.describe(),
+                reason,
+            },
+            OAuthFailure::NotOffered(reason) => MailError::Protocol {
+                server: server.to_string(),
                 reason,
             },
             OAuthFailure::Token(e) => e.into(),
@@ -590,7 +596,7 @@ fn oauth_login(
     let sasl = tokens
         .mechanism()
         .choose(&offered)
-        .map_err(OAuthFailure::Refused)?;
+        .map_err(OAuthFailure::NotOffered)?;
     let mut token = tokens.token().map_err(OAuthFailure::Token)?;
     let mut tried = false;
     loop {

@@ -312,7 +312,15 @@ fn open(
                 .command(lettre::transport::smtp::commands::Ehlo::new(helo.clone()))
                 .map(|ehlo| offered_mechanisms(ehlo.message()))
                 .map_err(|e| connect_err(error_chain(&e)))?;
-            let sasl = tokens.mechanism().choose(&offered).map_err(refused_for)?;
+            // A server offering neither mechanism refused nothing: another server may take them.
+            let sasl =
+                tokens
+                    .mechanism()
+                    .choose(&offered)
+                    .map_err(|reason| MailError::Protocol {
+                        server: server.clone(),
+                        reason,
+                    })?;
             let mut token = tokens.token()?;
             let mut tried = false;
             loop {
@@ -412,7 +420,8 @@ impl std::fmt::Display for SaslCommand {
 fn offered_mechanisms<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
     lines
         .filter_map(|line| {
-            let (keyword, rest) = line.split_at(line.len().min(5));
+            // `get`: a server's line may have a multi-byte character anywhere.
+            let (keyword, rest) = (line.get(..5)?, line.get(5..)?);
             (keyword.eq_ignore_ascii_case("AUTH ") || keyword.eq_ignore_ascii_case("AUTH="))
                 .then_some(rest)
         })

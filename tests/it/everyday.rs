@@ -203,3 +203,44 @@ fn forget_stops_renewals_and_purge_removes_everything() -> TestResult {
     assert_eq!(code(&out), 2, "nothing left to forget");
     Ok(())
 }
+
+#[test]
+fn a_password_the_user_chose_is_reused_but_never_written_beside_the_bundle() -> TestResult {
+    let tb = Testbed::get();
+    let mailbox = "staff95@example.test";
+    let state = state_dir("p12-password-chosen");
+    let out = state.join("me.p12");
+    let mut args =
+        crate::obtain::obtain_args(&tb, mailbox, &state, &["--out", out.to_str().unwrap()]);
+    args.retain(|a| a != "-v");
+    let obtained = {
+        let _ca = ca_lock();
+        let mut cmd = crate::obtain::command(args);
+        cmd.env("SMIME_ACME_P12_PASSWORD", "chosen by the user 42");
+        cmd.output()?
+    };
+    ok(&obtained, "obtain with a chosen password");
+    let json: Value = serde_json::from_slice(&obtained.stdout)?;
+    assert!(json["files"].get("p12_password").is_none(), "{json}");
+    let beside = format!("{}.password", out.display());
+    assert!(
+        !Path::new(&beside).exists(),
+        "a chosen password is not written beside --out"
+    );
+    let chosen_file = state.join("chosen");
+    std::fs::write(&chosen_file, "chosen by the user 42")?;
+    // The renewal, without the variable, protects the bundle with the same password, and
+    // still writes it nowhere else.
+    let renewed = renew(&state, &[]);
+    let p12 = renewed["files"]["p12"].as_str().unwrap();
+    assert!(opens(p12, chosen_file.to_str().unwrap()));
+    assert!(opens(out.to_str().unwrap(), chosen_file.to_str().unwrap()));
+    assert!(renewed["files"].get("p12_password").is_none(), "{renewed}");
+    assert!(!Path::new(&beside).exists());
+    assert!(
+        !Path::new(renewed["folder"].as_str().unwrap())
+            .join("p12-password")
+            .exists()
+    );
+    Ok(())
+}

@@ -66,6 +66,31 @@ fn a_log_file_that_cannot_be_opened_is_a_usage_error() {
     ));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot open the log file /nonexistent-folder/x.log"));
+
+    // A link is refused (it could point anywhere); a file others could read is made private.
+    let state = state_dir("log-file-link");
+    let target = state.join("target.log");
+    std::fs::write(&target, "").unwrap();
+    let link = state.join("link.log");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let list = |log: &std::path::Path| {
+        let args = ["list", "--log-file"].map(Into::into).into_iter();
+        let args = args.chain([
+            log.as_os_str().to_owned(),
+            "--state-dir".into(),
+            state.clone().into_os_string(),
+        ]);
+        run(command(args.collect()))
+    };
+    let (out, _) = list(&link);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (out, _) = list(&target);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }
 
 #[test]
