@@ -11,9 +11,11 @@
 //! Into mail clients: `nss` (an NSS database through NSS's own tools; IO), `mozilla`
 //! (Thunderbird's profiles.ini and profile lock, as text) and `plist` (Apple configuration
 //! profiles); `commands::install` drives them.
-//! `run` maps every error to the documented exit status, once.
 //! `known_cas` is the built-in list of RFC 8823 CAs known by name; what is learned about a CA
-//! (its token join, when it mails) is `issuance::learn`.
+//! (its token join, when it mails) is `issuance::learn`. Finding a mailbox's servers is
+//! `mail::discover` (DNS SRV, autoconfig, guesses; the choices in `mail::candidates`); OAuth2
+//! logins are `mail::oauth` and `mail::tokens`. `manpages` renders the completions and man pages.
+//! `run` maps every error to the documented exit status, once.
 
 /// For an enum of plain variants that the command line and the configuration file name:
 /// `ALL`, `NAMES`, `name()`, `Display`, and `FromStr` with an error that lists the names.

@@ -1,6 +1,8 @@
 //! Mail adapters: IMAP (watching for the challenge), SMTP submission (the reply), DKIM
-//! verification with DNS, and OAuth2 logins (`oauth`: the SASL messages and settings, pure;
-//! `tokens`: the access tokens). These do IO; the decisions live in `challenge`.
+//! verification with DNS, OAuth2 logins (`oauth`: the SASL messages and settings, pure;
+//! `tokens`: the access tokens), and finding a mailbox's servers (`discover`, over
+//! `candidates` (pure), `autoconfig` and `resolve`). These do IO; the decisions about challenge
+//! mails live in `challenge`.
 
 pub mod autoconfig;
 pub mod candidates;
