@@ -297,8 +297,8 @@ pub fn fetch(
             .map_err(|e| format!("cannot resolve {}: {e}", server.host))?;
         builder = builder.resolve_to_addrs(&server.host, &addresses);
     }
-    let client = builder.build().map_err(|e| error_chain(&e))?;
-    let response = client.get(url).send().map_err(|e| error_chain(&e))?;
+    let client = builder.build().map_err(|e| super::error_chain(&e))?;
+    let response = client.get(url).send().map_err(|e| super::error_chain(&e))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
@@ -323,17 +323,6 @@ fn host_of(url: &str) -> Option<String> {
     let authority = rest.split(['/', '?', '#']).next()?;
     let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     (!authority.is_empty()).then(|| authority.to_owned())
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

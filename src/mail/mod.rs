@@ -100,6 +100,18 @@ impl fmt::Debug for Login<'_> {
     }
 }
 
+/// An error with its causes, `outer: inner: innermost`, for messages.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Errors talking to the mail servers.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {

@@ -277,11 +277,11 @@ fn open(
     });
     let mut connection =
         SmtpConnection::connect(&addresses[..], Some(timeout), &helo, wrapper, None)
-            .map_err(|e| connect_err(error_chain(&e)))?;
+            .map_err(|e| connect_err(super::error_chain(&e)))?;
     if submission.security == Security::StartTls {
         connection
             .starttls(&params, &helo)
-            .map_err(|e| connect_err(error_chain(&e)))?;
+            .map_err(|e| connect_err(super::error_chain(&e)))?;
     }
     let login = super::Login {
         user: submission.user,
@@ -292,12 +292,12 @@ fn open(
     let refused = |e: lettre::transport::smtp::Error| {
         // 454 and other 4xx: the server cannot check the password now; try again later.
         if e.is_transient() {
-            connect_err(error_chain(&e))
+            connect_err(super::error_chain(&e))
         } else {
             MailError::Login {
                 server: server.clone(),
                 user: login.describe(),
-                reason: error_chain(&e),
+                reason: super::error_chain(&e),
             }
         }
     };
@@ -311,7 +311,7 @@ fn open(
             let offered = connection
                 .command(lettre::transport::smtp::commands::Ehlo::new(helo.clone()))
                 .map(|ehlo| offered_mechanisms(ehlo.message()))
-                .map_err(|e| connect_err(error_chain(&e)))?;
+                .map_err(|e| connect_err(super::error_chain(&e)))?;
             // A server offering neither mechanism refused nothing: another server may take them.
             let sasl =
                 tokens
@@ -336,7 +336,7 @@ fn open(
                         return Err(refused_for(format!(
                             "{} {}{said}",
                             sasl.name(),
-                            error_chain(&e)
+                            super::error_chain(&e)
                         )));
                     }
                     Err((e, _)) => return Err(refused(e)),
@@ -444,7 +444,7 @@ fn classify(
             reason: "stopped before the message went out".into(),
         });
     };
-    let reason = error_chain(e);
+    let reason = super::error_chain(e);
     if e.is_permanent() {
         SendError::Refused(MailError::Send { server, reason })
     } else if e.is_transient() {
@@ -454,17 +454,6 @@ fn classify(
     } else {
         SendError::Unknown(MailError::Send { server, reason })
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -364,14 +364,14 @@ impl Tokens {
             .connect_timeout(Duration::from_secs(20))
             .timeout(HTTP_TIMEOUT)
             .build()
-            .map_err(|e| failed(error_chain(&e)))?;
+            .map_err(|e| failed(super::error_chain(&e)))?;
         let response = http
             .post(&grant.token_url)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .header("Accept", "application/json")
             .body(form_encode(&form))
             .send()
-            .map_err(|e| failed(error_chain(&e)))?;
+            .map_err(|e| failed(super::error_chain(&e)))?;
         let status = response.status().as_u16();
         let mut body = Vec::new();
         response
@@ -483,17 +483,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Runs the token command (`sh -c`, without the secrets of the environment) and takes the
